@@ -583,3 +583,27 @@ class SchedulerLease:
     fencing_token: int
     expires_at: dt.datetime = attrs.field(validator=_aware)
     renewed_at: dt.datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class CallbackReceipt:
+    """Digest of a callback already processed, for replay detection (SPEC S13.3)."""
+
+    id: int = 0
+    channel_id: int
+    digest: str
+    expires_at: dt.datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class ActionToken:
+    """A single-use signed action link (SPEC S6.3)."""
+
+    id: int = 0
+    jti: str
+    group_id: int
+    action: str
+    channel_id: int | None = None
+    recipient_user_id: int | None = None
+    expires_at: dt.datetime = attrs.field(validator=_aware)
+    used_at: dt.datetime | None = None
