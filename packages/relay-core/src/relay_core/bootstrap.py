@@ -20,7 +20,7 @@ from relay_core.ports.channels import ChannelSender
 from relay_core.ports.clock import Clock, SystemClock
 from relay_core.ports.dispatch import Dispatcher, NullDispatcher, VoiceProviderLoader
 from relay_core.ports.storage import UnitOfWorkFactory
-from relay_core.services import delivery, intake, lifecycle, voice
+from relay_core.services import delivery, intake, lifecycle, silences, voice
 from relay_core.services.context import Context, CoreSettings
 from relay_core.services.results import ActionResult, IntakeAuth, ItemResult
 
@@ -124,9 +124,16 @@ class Relay:
         return result
 
     async def tick(self, now: Any = None) -> int:
-        """One scheduler pass: reclaim expired leases, then due reminders and escalations."""
+        """One scheduler pass: reclaim expired leases, then due reminders and escalations.
+
+        Returns the number of reminders and escalations taken.
+        """
         await delivery.reclaim_expired(self.ctx, now=now)
         return await lifecycle.due_actions(self.ctx, now=now)
+
+    async def silence_lifecycle(self, now: Any = None) -> tuple[int, int]:
+        """The 30 s silence job: (alerts silenced by started silences, alerts released)."""
+        return await silences.silence_lifecycle(self.ctx, now=now)
 
     async def deliver_due(self, *, limit: int = 50) -> int:
         return await delivery.deliver_due(self.ctx, limit=limit)

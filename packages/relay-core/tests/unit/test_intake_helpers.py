@@ -345,3 +345,12 @@ def test_item_error_as_dict() -> None:
         "message": "unknown status 'x'",
         "details": [{"loc": "$[1].status", "message": "m"}],
     }
+
+
+def test_invalid_json_is_an_intake_validation_error() -> None:
+    """InvalidJson is caught as an IntakeValidationError yet keeps its own code and status."""
+    with pytest.raises(IntakeValidationError) as info:
+        decode_json_body(b"", allow_array=False)
+    assert isinstance(info.value, InvalidJson)
+    assert (info.value.code, info.value.status) == ("invalid_json", 400)
+    assert info.value.as_dict()["message"] == "invalid JSON: Expecting value at line 1 column 1"

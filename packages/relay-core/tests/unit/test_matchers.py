@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from relay_core.domain.errors import ValidationError
-from relay_core.domain.matchers import OP_NAMES, MatchContext, matches, normalize_matchers
+from relay_core.domain.matchers import MatchContext, matches, normalize_matchers
 from relay_core.domain.model import Category, NormalizedAlert, Route, Team
 
 # --- strategies --------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def test_reserved_keys_address_source_and_title() -> None:
 
 
 def test_derived_labels_fill_in_only_when_absent() -> None:
-    """Top-level severity, status, source, category, team and route ids act as labels unless the alert has them."""
+    """Severity, status, source, category, team and route ids act as labels unless the alert has them."""
     context = MatchContext(
         labels={"status": "from-label"},
         severity="critical",

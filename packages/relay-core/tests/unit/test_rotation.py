@@ -706,3 +706,11 @@ def test_calendar_accepts_exactly_366_days() -> None:
         rotation(utc(2026, 1, 1, 9)), members(IVAN), [], utc(2026, 1, 1), utc(2027, 1, 2)
     )
     assert segments[-1].end == utc(2027, 1, 2)
+
+
+def test_slot_at_handles_a_clock_that_jumps_back_across_midnight() -> None:
+    """Newfoundland fell back from 00:01 to 23:01 the day before; the 00:00 handoff slot holds that 23:30."""
+    rot = rotation(utc(2009, 10, 25, 3, 30), timezone="America/St_Johns", handoff_time="00:00")
+    after_fallback = utc(2009, 11, 1, 3)  # 2009-10-31 23:30 NST, local date before the handoff's
+    assert r.handoff(rot, 7) == utc(2009, 11, 1, 2, 30)  # 2009-11-01 00:00 NDT
+    assert r.slot_at(rot, after_fallback) == r.Slot(7, utc(2009, 11, 1, 2, 30), utc(2009, 11, 2, 3, 30))

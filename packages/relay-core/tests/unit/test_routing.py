@@ -80,12 +80,21 @@ def test_token_route_is_used_when_active_same_source_and_matching() -> None:
         (route(5), TEAMS, {GROUP.id: attrs.evolve(GROUP, active=False)}),
         (route(5), TEAMS, {}),
     ],
-    ids=["route-disabled", "route-deleted", "team-inactive", "team-deleted", "team-missing", "group-inactive",
-         "group-missing"],
+    ids=[
+        "route-disabled",
+        "route-deleted",
+        "team-inactive",
+        "team-deleted",
+        "team-missing",
+        "group-inactive",
+        "group-missing",
+    ],
 )
 def test_token_route_must_be_active_with_its_team_and_group(forced: Route, teams: Any, groups: Any) -> None:
     """A disabled route, team or group fails with the IncidentRelay text and no fallback."""
-    decision = select(alert(), forced_route=forced, candidates=[route(1)], team_lookup=teams, group_lookup=groups)
+    decision = select(
+        alert(), forced_route=forced, candidates=[route(1)], team_lookup=teams, group_lookup=groups
+    )
     assert decision.route is None
     assert decision.routing_error == "route from intake token is disabled or inactive"
     assert codes(decision) == [("route_forced_by_token", "ok"), ("route_disabled", "failed")]
@@ -130,7 +139,11 @@ def test_token_route_matchers_see_team_and_route_fields() -> None:
 
 def test_first_matching_candidate_by_ascending_id_wins() -> None:
     """Candidates are tried by ascending id whatever order they arrive in."""
-    candidates = [route(9), route(3, matchers={"env": "staging"}), route(4, matchers={"alertname": "DiskFull"})]
+    candidates = [
+        route(9),
+        route(3, matchers={"env": "staging"}),
+        route(4, matchers={"alertname": "DiskFull"}),
+    ]
     decision = select(alert(), candidates=candidates)
     assert decision.route == candidates[2]
     assert codes(decision) == [("route_matched", "ok")]
@@ -204,7 +217,9 @@ def test_unknown_team_hint_is_a_routing_error() -> None:
 def test_inactive_team_hint_is_a_routing_error(teams: Any, groups: Any) -> None:
     """A hint naming an inactive team (or a team of an inactive group) fails like an unknown one."""
     hinted = teams.get(PAYMENTS.id, PAYMENTS)
-    decision = select(alert(team_slug="payments"), candidates=[route(1)], hint_team=hinted, group_lookup=groups)
+    decision = select(
+        alert(team_slug="payments"), candidates=[route(1)], hint_team=hinted, group_lookup=groups
+    )
     assert decision.routing_error == "team 'payments' was not found or is inactive"
 
 
@@ -222,7 +237,9 @@ def test_hint_none_without_slug_is_no_hint() -> None:
 def test_api_token_team_scope_beats_the_hint() -> None:
     """An API token bound to a team limits candidates to that team and ignores the hint."""
     candidates = [route(1, team=INFRA), route(2, team=PAYMENTS)]
-    decision = select(alert(team_slug="nobody"), candidates=candidates, scope_team_id=PAYMENTS.id, hint_team=None)
+    decision = select(
+        alert(team_slug="nobody"), candidates=candidates, scope_team_id=PAYMENTS.id, hint_team=None
+    )
     assert decision.route == candidates[1]
 
 

@@ -27,7 +27,7 @@ import threading
 import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import attrs
 
@@ -100,7 +100,9 @@ def normalize_provider_name(name: str | None, kind: ProviderKind = VOICE) -> str
     if not normalized:
         raise ProviderLoadError(f"{kind.label} provider name is missing")
     if not _NAME_RE.match(normalized):
-        raise ProviderLoadError(f"{kind.label} provider name must contain only letters, numbers and underscore")
+        raise ProviderLoadError(
+            f"{kind.label} provider name must contain only letters, numbers and underscore"
+        )
     return normalized
 
 
@@ -127,7 +129,9 @@ def substitute_env(config: Any, environ: Mapping[str, str], *, referenced_by: st
         logger.warning("environment variable %s%s is not set", variable, where)
         return ""
     if isinstance(config, Mapping):
-        return {key: substitute_env(value, environ, referenced_by=referenced_by) for key, value in config.items()}
+        return {
+            key: substitute_env(value, environ, referenced_by=referenced_by) for key, value in config.items()
+        }
     if isinstance(config, list):
         return [substitute_env(value, environ, referenced_by=referenced_by) for value in config]
     if isinstance(config, tuple):
@@ -195,7 +199,8 @@ class ProviderLoader:
         compat_imports: bool = True,
     ) -> None:
         self.kind = kind
-        self._builtins = {name.lower(): cls for name, cls in (builtins or _default_builtins(kind)).items()}
+        chosen = _default_builtins(kind) if builtins is None else builtins
+        self._builtins = {name.lower(): cls for name, cls in chosen.items()}
         self._plugins = {name.lower(): cls for name, cls in (plugins or {}).items()}
         self._dir = Path(providers_dir).expanduser() if providers_dir is not None else None
         self._compat_imports = compat_imports
@@ -219,7 +224,11 @@ class ProviderLoader:
             cached = self._cache.get(normalized)
             if cached is not None:
                 return cached
-            cls = self._builtins.get(normalized) or self._plugin_class(normalized) or self._file_class(normalized)
+            cls = (
+                self._builtins.get(normalized)
+                or self._plugin_class(normalized)
+                or self._file_class(normalized)
+            )
             self._cache[normalized] = cls
             return cls
 
@@ -309,7 +318,9 @@ class ProviderLoader:
         module = self._import(name, path)
         cls = getattr(module, "Provider", None)
         if not (isinstance(cls, type) and issubclass(cls, self.kind.base)):
-            raise ProviderLoadError(f"{label} provider {name} must define Provider({self.kind.base.__name__})")
+            raise ProviderLoadError(
+                f"{label} provider {name} must define Provider({self.kind.base.__name__})"
+            )
         return cls
 
     def _import(self, name: str, path: Path) -> types.ModuleType:
@@ -339,7 +350,7 @@ class ProviderLoader:
             raise ProviderLoadError(f"cannot load {self.kind.label} provider: {name}") from exc
         return module
 
-    def _not_found(self, name: str, path: Path | None) -> typing_NoReturn:
+    def _not_found(self, name: str, path: Path | None) -> NoReturn:
         label = self.kind.label
         searched = [
             f"built-ins ({', '.join(sorted(self._builtins)) or 'none'})",

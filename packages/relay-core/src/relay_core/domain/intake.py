@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Final, TypeAlias
 
 import attrs
 
-from relay_core.domain.errors import IntakeValidationError, ValidationError
+from relay_core.domain.errors import IntakeValidationError
 from relay_core.domain.model import NormalizedAlert
 
 # --- limits (S2.3, S1.5) ------------------------------------------------------------------
@@ -46,8 +46,12 @@ HOSTNAME_LABELS: Final = ("hostname", "host", "nodename", "node", "instance", "i
 # --- errors and per-item failures ----------------------------------------------------------
 
 
-class InvalidJson(ValidationError):
-    """The body is not UTF-8 JSON (S2.3: 400 ``invalid_json``, with line/column in the message)."""
+class InvalidJson(IntakeValidationError):
+    """The body is not UTF-8 JSON (S2.3: 400 ``invalid_json``, with line/column in the message).
+
+    A :class:`~relay_core.domain.errors.ValidationError` through :class:`IntakeValidationError`,
+    so whoever catches the intake error of ``parse`` also gets this one, with its own ``code``.
+    """
 
     code = "invalid_json"
 

@@ -166,6 +166,8 @@ class MatchContext:
         Raises:
             ValueError: ``path`` is not one of the S3.4 field paths.
         """
+        if not isinstance(path, str):
+            raise ValueError(f"unknown field path {path!r}")
         head, dot, rest = path.partition(".")
         if not dot:
             if head in _SIMPLE_FIELDS:

@@ -277,14 +277,13 @@ class _Schedule:
         return max(0, (local_date - self.base).days // self.days)
 
     def index_at(self, t: dt.datetime) -> int:
-        """Exact slot index of ``t`` (≥ start).
+        """Exact slot index of ``t`` (≥ start), in O(1).
 
-        The estimate is the slot whose handoff date is the last one on or before t's local
-        date, so it is one too high only when t precedes that day's handoff time; and t is
-        before the next handoff whenever local time runs forward. The loops therefore run at
-        most once, except in zones whose clocks jumped back across midnight by more than the
-        gap to the handoff time, where they take one more step (never more than a day's
-        worth of slots).
+        The estimate is the last slot whose handoff date is on or before t's local date. It
+        is one too high when t precedes that day's handoff time (first loop), and one too
+        low when the local clock jumped back across midnight after the next handoff
+        (America/St_Johns fell back from 00:01 to 23:01 until 2011; second loop). Each loop
+        runs at most once for real time zone data; elapsed schedules never need either.
         """
         m = self.estimate(t)
         while m > 0 and t < self.handoff(m):
@@ -454,7 +453,7 @@ def _resolve(overrides: Sequence[RotationOverride]) -> list[_Piece]:
         if not heap:
             continue
         winner = heap[0][2]
-        if pieces and pieces[-1].override is winner and pieces[-1].end == at:
+        if pieces and pieces[-1].override == winner and pieces[-1].end == at:
             pieces[-1] = _Piece(pieces[-1].start, nxt, winner)
         else:
             pieces.append(_Piece(at, nxt, winner))
@@ -560,9 +559,6 @@ class CalendarSegment:
     start: dt.datetime
     end: dt.datetime
 
-    def _identity(self) -> tuple[Any, ...]:
-        return (self.type, self.rotation_id, self.layer_id, self.override_id, self.user_id)
-
 
 def _check_range(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     start, end = _utc(start, "start"), _utc(end, "end")
@@ -616,7 +612,9 @@ def calendar_segments(
         for lo, hi, o in index.effective(start, end)
     ]
     layer = _layer_segments(rotation, schedule, ordered_active_members(members), start, end, layer_id)
-    return _merge(sorted([*covered, *_subtract(layer, covered)], key=lambda s: s.start))
+    # Both inputs are already merged runs, so the union needs no further merging: a layer run
+    # and an override piece never share an identity.
+    return sorted([*covered, *_subtract(layer, covered)], key=lambda s: s.start)
 
 
 def _layer_segments(
@@ -673,14 +671,4 @@ def _subtract(segments: Sequence[CalendarSegment], holes: Sequence[CalendarSegme
             k += 1
         if cursor < seg.end:
             out.append(attrs.evolve(seg, start=cursor))
-    return out
-
-
-def _merge(segments: Sequence[CalendarSegment]) -> list[CalendarSegment]:
-    out: list[CalendarSegment] = []
-    for seg in segments:
-        if out and out[-1].end == seg.start and out[-1]._identity() == seg._identity():
-            out[-1] = attrs.evolve(out[-1], end=seg.end)
-        else:
-            out.append(seg)
     return out

@@ -32,7 +32,7 @@ from relay_core.domain.model import (
 from relay_core.domain.routing import NO_HINT, NoHint, RouteDecision, select_route
 from relay_core.domain.silences import matching_silences
 from relay_core.ports.storage import UnitOfWork
-from relay_core.services.common import OPEN_STATUSES, Writer, event, refresh_group
+from relay_core.services.common import OPEN_STATUSES, Writer, event, fan_out, refresh_group
 from relay_core.services.context import Context
 from relay_core.services.results import IntakeAuth, ItemResult
 
@@ -642,6 +642,21 @@ async def _new_child(
             )
         else:
             group = await start_paging(ctx, uow, writer, group, route, seq=0, reason="new_group", trace=trace)
+            for sub_id, reason in await fan_out(writer, group, c.SUB_EVENT_CREATED):
+                if reason is None:
+                    trace.add(
+                        "subscription",
+                        "subscription_matched",
+                        f"Subscription {sub_id}",
+                        data={"subscription_id": sub_id},
+                    )
+                else:
+                    trace.add(
+                        "subscription",
+                        "subscription_skipped",
+                        f"Subscription {sub_id}: {reason}",
+                        data={"subscription_id": sub_id, "reason": reason},
+                    )
     else:
         await writer.add_event(
             event(group, "alert_added", f"Alert added: {child.title}", now, alert_id=child.id)
@@ -674,6 +689,7 @@ async def _on_new_firing(
             lifecycle_version=group.lifecycle_version + 1,
         )
         await writer.add_event(event(group, "reopened", "Reopened by a new firing alert", now))
+        await fan_out(writer, group, c.SUB_EVENT_REOPENED)
         return await start_paging(
             ctx,
             uow,
@@ -881,4 +897,5 @@ async def resolve_group(
         )
     )
     await writer.status_updates(group, c.EV_RESOLVED)
+    await fan_out(writer, group, c.SUB_EVENT_RESOLVED)
     return await uow.alert_groups.update(group)

@@ -11,7 +11,7 @@ from relay_core.domain import escalation, rotation
 from relay_core.domain.errors import Conflict, NotFound
 from relay_core.domain.model import AlertGroup, AuditLog
 from relay_core.ports.storage import UnitOfWork
-from relay_core.services.common import Writer, event
+from relay_core.services.common import Writer, event, fan_out
 from relay_core.services.context import Context
 from relay_core.services.intake import resolve_group
 from relay_core.services.results import ActionResult
@@ -81,6 +81,7 @@ async def acknowledge_in(
         )
     )
     await writer.status_updates(group, c.EV_ACKNOWLEDGED)
+    await fan_out(writer, group, c.SUB_EVENT_ACKNOWLEDGED)
     group = await uow.alert_groups.update(group)
     return ActionResult(group_id=group.id, status=group.status, changed=True)
 

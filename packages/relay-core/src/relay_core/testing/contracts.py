@@ -163,7 +163,7 @@ class ChannelContract:
         """The remote side the channel talks to; override (e.g. return ``local_http_server``)."""
         return None
 
-    def make_channel(self) -> Any:
+    def make_channel(self, receiver: Any) -> Any:
         """A channel instance; the default calls the class without arguments."""
         return self.channel_class()
 
@@ -249,9 +249,9 @@ class ChannelContract:
         """The class declares its ChannelCapabilities."""
         assert isinstance(self.channel_class.capabilities, ChannelCapabilities)
 
-    def test_satisfies_the_channel_sender_protocol(self) -> None:
+    def test_satisfies_the_channel_sender_protocol(self, receiver: Any) -> None:
         """An instance has the attributes and coroutines of ChannelSender."""
-        channel = self.make_channel()
+        channel = self.make_channel(receiver)
         assert isinstance(channel, ChannelSender)
         assert inspect.iscoroutinefunction(channel.send)
         assert inspect.iscoroutinefunction(channel.update)
@@ -276,7 +276,7 @@ class ChannelContract:
     def test_send_delivers_a_notification(self, receiver: Any) -> None:
         """send() returns a DeliveryResult naming the provider, and the receiver got the message."""
         message = self.make_message(receiver)
-        result = _run(self.make_channel().send(message))
+        result = _run(self.make_channel(receiver).send(message))
         assert isinstance(result, DeliveryResult)
         assert result.provider
         assert not result.skipped
@@ -284,7 +284,7 @@ class ChannelContract:
 
     def test_send_handles_every_event_type(self, receiver: Any) -> None:
         """send() succeeds for each event type a channel can be given."""
-        channel = self.make_channel()
+        channel = self.make_channel(receiver)
         for event_type in self.event_types:
             result = _run(channel.send(self.make_message(receiver, event_type=event_type)))
             assert isinstance(result, DeliveryResult), event_type
@@ -293,7 +293,7 @@ class ChannelContract:
         """A channel that supports updates edits the earlier delivery and returns a result."""
         if not self.channel_class.capabilities.supports_update:
             pytest.skip("the channel does not declare supports_update")
-        channel = self.make_channel()
+        channel = self.make_channel(receiver)
         previous = _run(channel.send(self.make_message(receiver)))
         result = _run(channel.update(self.make_message(receiver, event_type="acknowledged"), previous))
         assert isinstance(result, DeliveryResult)
@@ -304,14 +304,14 @@ class ChannelContract:
         if not self.arrange_failure(receiver, "retryable"):
             pytest.skip("arrange_failure() cannot simulate a retryable failure")
         with pytest.raises(RetryableDeliveryError):
-            _run(self.make_channel().send(self.make_message(receiver)))
+            _run(self.make_channel(receiver).send(self.make_message(receiver)))
 
     def test_permanent_failure_raises_permanent_delivery_error(self, receiver: Any) -> None:
         """A failure retrying cannot fix raises PermanentDeliveryError."""
         if not self.arrange_failure(receiver, "permanent"):
             pytest.skip("arrange_failure() cannot simulate a permanent failure")
         with pytest.raises(PermanentDeliveryError):
-            _run(self.make_channel().send(self.make_message(receiver)))
+            _run(self.make_channel(receiver).send(self.make_message(receiver)))
 
     def test_registered_through_the_entry_point(self) -> None:
         """The installed entry point's relay_register_channels hook returns the class."""

@@ -8,7 +8,7 @@ new field on an entity only needs a migration, not code here:
 field type                             column
 =====================================  ===============================================
 ``id``                                 integer primary key (autoincrement)
-``int`` named ``*_id``                 ``BIGINT`` (``INTEGER`` on SQLite)
+``int`` named ``*_id`` / ``*_by``      ``BIGINT`` (``INTEGER`` on SQLite)
 ``int`` / ``str`` / ``bool``           ``INTEGER`` / ``TEXT`` / ``BOOLEAN``
 aware ``datetime``                     ``TIMESTAMP WITH TIME ZONE``; UTC text on SQLite
 ``Mapping`` / ``Any``                  ``JSON`` (``JSONB`` on PostgreSQL)
@@ -35,9 +35,10 @@ from typing import Any, Final
 
 import attrs
 import sqlalchemy as sa
-from relay_core.ports.storage import ENTITIES, UNIQUE_KEYS
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+
+from relay_core.ports.storage import ENTITIES, UNIQUE_KEYS
 
 __all__ = [
     "BOOKKEEPING_COLUMNS",
@@ -193,7 +194,8 @@ def _column_type(name: str, hint: Any) -> tuple[sa.types.TypeEngine[Any], bool]:
     if origin is bool:
         return sa.Boolean(), nullable
     if origin is int:
-        return (ID_TYPE if name.endswith("_id") else sa.Integer()), nullable
+        # References to other rows: `team_id`, and the user ids `created_by`, `resolved_by` ...
+        return (ID_TYPE if name.endswith(("_id", "_by")) else sa.Integer()), nullable
     if origin is str:
         return sa.Text(), nullable
     if origin is dt.datetime:
@@ -243,6 +245,8 @@ for _table_name, _entity in ENTITIES.items():
         metadata,
         *_columns,
         *(sa.UniqueConstraint(*key) for key in UNIQUE_KEYS.get(_table_name, ())),
+        # Never reuse the id of a deleted row, like the in-memory adapter.
+        sqlite_autoincrement=True,
     )
 
 sa.Table(

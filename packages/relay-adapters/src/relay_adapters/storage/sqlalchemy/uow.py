@@ -1,0 +1,269 @@
+"""Unit of work and engine set-up for SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+One unit of work is one database transaction on one pooled connection. On SQLite every unit
+of work starts with ``BEGIN IMMEDIATE``: it takes the write lock up front, so a transaction
+never fails half-way on a lock upgrade and the outbox claim is safe across processes; readers
+of other processes are not blocked thanks to WAL. Within one process, units of work queue on
+an ``asyncio.Lock`` first, which hands the lock over without SQLite's busy-wait sleeps.
+Waiting longer than ``sqlite_busy_timeout_ms`` raises ``StorageUnavailable`` (SPEC S2.16).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from relay_adapters.storage.sqlalchemy.repositories import (
+    SqlAlchemyIntentRepository,
+    SqlAlchemyLeaseRepository,
+    SqlAlchemyRepository,
+    translate_error,
+)
+from relay_adapters.storage.sqlalchemy.tables import json_dumps
+from relay_core.domain.errors import StorageUnavailable
+from relay_core.ports.storage import ENTITIES
+
+__all__ = ["SqlAlchemyUnitOfWork", "SqlAlchemyUnitOfWorkFactory", "async_url", "make_engine"]
+
+# Sync drivers people put in URLs, mapped to the async driver of the same database.
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+}
+
+
+def async_url(url: str | sa.URL) -> sa.URL:
+    """``sqlite:///relay.db`` -> ``sqlite+aiosqlite:///relay.db``; ``postgresql://`` -> asyncpg."""
+    parsed = sa.make_url(url)
+    driver = _ASYNC_DRIVERS.get(parsed.drivername)
+    return parsed.set(drivername=driver) if driver else parsed
+
+
+def make_engine(
+    url: str | sa.URL,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    connect_timeout: float = 5,
+    sqlite_busy_timeout_ms: int = 5000,
+) -> AsyncEngine:
+    """An async engine set up for Relay (SPEC S10.3 ``database.*``).
+
+    SQLite: WAL, ``synchronous=NORMAL``, foreign keys on, the busy timeout, and
+    ``BEGIN IMMEDIATE`` for every transaction (SQLAlchemy emits BEGIN itself instead of the
+    ``sqlite3`` module's legacy transaction handling). PostgreSQL: a connect timeout that also
+    bounds the wait for a pooled connection, and pre-ping so a restarted server is survived.
+    """
+    target = async_url(url)
+    backend = target.get_backend_name()
+    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps}
+    if backend == "sqlite":
+        database = target.database or ""
+        if database and database != ":memory:" and "mode=memory" not in str(target):
+            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=connect_timeout)
+        kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
+        engine = create_async_engine(target, **kwargs)
+        _configure_sqlite(engine, sqlite_busy_timeout_ms)
+        return engine
+    if backend == "postgresql":
+        kwargs.update(
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=connect_timeout,
+            pool_pre_ping=True,
+        )
+        if target.get_driver_name() == "asyncpg":
+            kwargs["connect_args"] = {
+                "timeout": connect_timeout,
+                "server_settings": {"application_name": "relay"},
+            }
+        else:
+            kwargs["connect_args"] = {"connect_timeout": int(connect_timeout)}
+        return create_async_engine(target, **kwargs)
+    raise ValueError(f"unsupported database URL {target.render_as_string(hide_password=True)!r}")
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN (below) instead of the sqlite3 module's implicit one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlAlchemyUnitOfWork:
+    """One transaction over every repository (``relay_core.ports.storage.UnitOfWork``)."""
+
+    def __init__(self, factory: SqlAlchemyUnitOfWorkFactory) -> None:
+        self._factory = factory
+        self._conn: AsyncConnection | None = None
+        self._holds_local_lock = False
+        for name in ENTITIES:
+            repo: Any
+            if name == "intents":
+                repo = SqlAlchemyIntentRepository(self, name)
+            else:
+                repo = SqlAlchemyRepository(self, name)
+            setattr(self, name, repo)
+        self.leases = SqlAlchemyLeaseRepository(self)
+
+    @property
+    def connection(self) -> AsyncConnection:
+        """The transaction's connection; only inside ``async with``."""
+        if self._conn is None:
+            raise RuntimeError("a unit of work is used inside `async with uow:` only")
+        return self._conn
+
+    @property
+    def dialect_name(self) -> str:
+        return self._factory.dialect_name
+
+    async def __aenter__(self) -> Self:
+        if self._conn is not None:
+            raise RuntimeError("this unit of work is already in use")
+        await self._factory._acquire_local(self)
+        conn: AsyncConnection | None = None
+        try:
+            conn = await self._factory.engine.connect()
+            await conn.begin()
+        except BaseException as exc:
+            if conn is not None:
+                await _close_quietly(conn)
+            self._factory._release_local(self)
+            mapped = _mapped(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        self._conn = conn
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        try:
+            if conn is not None:
+                await _close_quietly(conn)
+        finally:
+            self._factory._release_local(self)
+
+    async def commit(self) -> None:
+        try:
+            await self.connection.commit()
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            mapped = _mapped(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    async def rollback(self) -> None:
+        try:
+            await self.connection.rollback()
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            mapped = _mapped(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+
+def _mapped(exc: BaseException) -> Exception | None:
+    """The domain error for a failure to connect, begin or commit; None to re-raise as is."""
+    if isinstance(exc, (sa_exc.SQLAlchemyError, OSError)):
+        return translate_error(exc)
+    return None
+
+
+async def _close_quietly(conn: AsyncConnection) -> None:
+    """Roll back and return the connection to the pool; a broken one is discarded."""
+    try:
+        await conn.rollback()
+    except Exception:
+        with contextlib.suppress(Exception):  # the connection is gone either way
+            await conn.invalidate()
+    finally:
+        await asyncio.shield(conn.close())
+
+
+class SqlAlchemyUnitOfWorkFactory:
+    """Makes units of work over one engine (``relay_core.ports.storage.UnitOfWorkFactory``).
+
+    Args:
+        url: ``sqlite:///path/relay.db`` or ``postgresql://user@host/db``; the async driver is
+            chosen automatically (aiosqlite, asyncpg).
+        echo: log every statement (debugging).
+        pool_size, max_overflow: connection pool bounds.
+        connect_timeout: seconds to wait for a connection (and for a free pooled one).
+        sqlite_busy_timeout_ms: how long SQLite waits for the write lock before
+            ``StorageUnavailable``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        connect_timeout: float = 5,
+        sqlite_busy_timeout_ms: int = 5000,
+    ) -> None:
+        self.url = async_url(url)
+        self.engine = make_engine(
+            self.url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            connect_timeout=connect_timeout,
+            sqlite_busy_timeout_ms=sqlite_busy_timeout_ms,
+        )
+        self.dialect_name: str = self.engine.dialect.name
+        self._local_timeout = sqlite_busy_timeout_ms / 1000
+        self._local_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect_name == "sqlite" else None
+        self._local_holder: SqlAlchemyUnitOfWork | None = None
+
+    def __call__(self) -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(self)
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+    async def _acquire_local(self, uow: SqlAlchemyUnitOfWork) -> None:
+        if self._local_lock is None:
+            return
+        try:
+            async with asyncio.timeout(self._local_timeout):
+                await self._local_lock.acquire()
+        except TimeoutError:
+            raise StorageUnavailable() from None
+        self._local_holder = uow
+
+    def _release_local(self, uow: SqlAlchemyUnitOfWork) -> None:
+        if self._local_lock is not None and self._local_holder is uow:
+            self._local_holder = None
+            self._local_lock.release()
