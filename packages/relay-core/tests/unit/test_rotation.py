@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -23,8 +24,8 @@ IVAN, SERGEY, OLGA = 7, 8, 9
 CREATED = dt.datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def index_at(rot: Rotation, t: dt.datetime) -> int:
@@ -33,8 +34,8 @@ def index_at(rot: Rotation, t: dt.datetime) -> int:
     return slot.index
 
 
-def rotation(start: dt.datetime, **fields: object) -> Rotation:
-    return Rotation(id=1, team_id=1, name="infra-primary", start_at=start, **fields)  # type: ignore[arg-type]
+def rotation(start: dt.datetime, **fields: Any) -> Rotation:
+    return Rotation(id=1, team_id=1, name="infra-primary", start_at=start, **fields)
 
 
 def members(*user_ids: int, inactive: tuple[int, ...] = ()) -> list[RotationMember]:
@@ -187,7 +188,7 @@ def test_validate_rotation_accepts_defaults_and_a_matching_duration() -> None:
         ({"handoff_weekday": 7}, "$.handoff_weekday"),
     ],
 )
-def test_validate_rotation_names_the_bad_field(changes: dict[str, object], loc: str) -> None:
+def test_validate_rotation_names_the_bad_field(changes: dict[str, Any], loc: str) -> None:
     """Each broken field becomes a validation error whose details point at that field."""
     rot = attrs.evolve(rotation(utc(2024, 1, 1)), **changes)
     with pytest.raises(ValidationError) as info:
@@ -213,7 +214,7 @@ def test_validate_rotation_lists_every_bad_field_at_once() -> None:
     ],
 )
 def test_validate_rotation_rejects_a_duration_that_is_not_the_derived_one(
-    fields: dict[str, object], supplied: int
+    fields: dict[str, Any], supplied: int
 ) -> None:
     """A supplied duration_seconds must equal the derived nominal length."""
     rot = rotation(utc(2024, 1, 1), **fields)
@@ -570,7 +571,9 @@ def test_oncall_at_layer_user_and_slot_fields() -> None:
         slot_end=utc(2024, 6, 7, 9),
         next_handoff_at=utc(2024, 6, 7, 9),
     )
-    assert r.oncall_at(rot, team, [], utc(2024, 6, 4, 9)).user_id == SERGEY
+    second_day = r.oncall_at(rot, team, [], utc(2024, 6, 4, 9))
+    assert second_day is not None
+    assert second_day.user_id == SERGEY
 
 
 def test_oncall_at_override_fields() -> None:

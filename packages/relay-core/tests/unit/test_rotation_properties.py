@@ -193,6 +193,10 @@ def _check_daily_0900(rot: Rotation, day: dt.date, *, summer_utc_hour: int, wint
     zone=st.sampled_from([z for z in ZONES if z != "Pacific/Apia"]),
     wall=st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2037, 12, 31)),
 )
+@example(zone="Europe/Berlin", wall=dt.datetime(2024, 10, 27, 2, 30))  # fold
+@example(zone="Europe/Berlin", wall=dt.datetime(2024, 3, 31, 2, 30))  # gap
+@example(zone="Australia/Lord_Howe", wall=dt.datetime(2024, 10, 6, 2, 15))  # half-hour gap
+@example(zone="America/Santiago", wall=dt.datetime(2024, 4, 6, 23, 30))  # fold just before midnight
 def test_localize_keeps_existing_wall_times_and_moves_gap_times_by_the_gap(
     zone: str, wall: dt.datetime
 ) -> None:

@@ -13,7 +13,7 @@ from relay_core.domain import constants as c
 from relay_core.domain import escalation, rotation
 from relay_core.domain.categories import BUILTIN_CATEGORY_DEFINITIONS, assign_category
 from relay_core.domain.grouping import build_group_key
-from relay_core.domain.intake import ItemError
+from relay_core.domain.intake import ItemError, apply_field_limits
 from relay_core.domain.matchers import MatchContext
 from relay_core.domain.model import (
     Alert,
@@ -237,6 +237,15 @@ async def _ingest_one(
     trace.add(
         "intake", "alert_received", "Alert received", data={"source": alert.source, "status": alert.status}
     )
+    alert, labels_truncated = apply_field_limits(alert)
+    trace.add(
+        "intake",
+        "payload_normalized",
+        "Payload normalized",
+        data={"dedup_key": alert.dedup_key, "severity": alert.severity},
+    )
+    if labels_truncated:
+        trace.add("intake", "labels_truncated", "Labels beyond the limits were dropped or shortened")
     summary = {"title": alert.title, "status": alert.status, "severity": alert.severity}
 
     # 2. Route selection (S3.3).

@@ -363,19 +363,28 @@ class SqlAlchemyIntentRepository(SqlAlchemyRepository[NotificationIntent]):
         limit: int,
         ids: Sequence[int] | None = None,
     ) -> sa.Update:
-        """``UPDATE … WHERE id IN (<due pending ids> FOR UPDATE SKIP LOCKED) … RETURNING``.
+        """``WITH due AS (<due pending ids> FOR UPDATE SKIP LOCKED) UPDATE … FROM due … RETURNING``.
 
         On PostgreSQL the sub-select skips rows another claimer holds, so concurrent workers
         split the batch instead of queueing on it; the outer ``status = 'pending'`` re-check
-        makes a row claimed in between drop out. SQLite ignores ``FOR UPDATE``: there the unit
-        of work runs under ``BEGIN IMMEDIATE``, so claimers are serialised.
+        makes a row claimed in between drop out. The sub-select is a CTE because a locking
+        CTE is evaluated exactly once, whereas ``IN (subquery)`` may be re-run by a nested
+        loop and then lock (and hand out) more rows than ``limit``; ``UPDATE … FROM due`` lets the
+        planner start from the at most ``limit`` due ids. SQLite ignores
+        ``FOR UPDATE``: there the unit of work runs under ``BEGIN IMMEDIATE``, so claimers
+        are serialised.
         """
         t = self.table
         pending = sa.literal(c.INTENT_PENDING, sa.Text(), literal_execute=True)
         due = sa.select(t.c.id).where(t.c.status == pending, t.c.due_at <= now)
         if ids is not None:
             due = due.where(t.c.id.in_(list(ids)))
-        due = due.order_by(t.c.priority, t.c.due_at, t.c.id).limit(limit).with_for_update(skip_locked=True)
+        due_ids = (
+            due.order_by(t.c.priority, t.c.due_at, t.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("due")
+        )
         values: dict[str, Any] = {
             "status": c.INTENT_SENDING,
             "lease_owner": owner,
@@ -386,7 +395,7 @@ class SqlAlchemyIntentRepository(SqlAlchemyRepository[NotificationIntent]):
             values["updated_at"] = utcnow()
         return (
             sa.update(t)
-            .where(t.c.id.in_(due.scalar_subquery()), t.c.status == pending)
+            .where(t.c.id == due_ids.c.id, t.c.status == pending)
             .values(values)
             .returning(*self._columns)
         )

@@ -1,0 +1,16 @@
+"""The hooks Relay calls on this plugin (entry point ``example_ntfy`` in group ``relay``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from relay_core import hookimpl
+
+from relay_channel_example.channel import NtfyChannel
+
+
+@hookimpl
+def relay_register_channels() -> Sequence[type[Any]]:
+    """Contribute the ``example_ntfy`` channel type."""
+    return [NtfyChannel]
