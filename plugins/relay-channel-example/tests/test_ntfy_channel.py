@@ -11,8 +11,8 @@ from typing import Any
 import attrs
 import httpx
 import pytest
-
 from relay_channel_example import NtfyChannel
+
 from relay_core.ports.channels import (
     ActionLinks,
     ChannelRef,
@@ -98,7 +98,10 @@ def _message(
         intent_id=1,
         idempotency_key="k1",
         channel=ChannelRef(
-            id=1, name="push", type="example_ntfy", config={"server_url": server_url, "topic": "ops", **config}
+            id=1,
+            name="push",
+            type="example_ntfy",
+            config={"server_url": server_url, "topic": "ops", **config},
         ),
         group=group,
         text=render_plain_text("notification", group),
@@ -114,7 +117,15 @@ def _send(message: OutboundMessage) -> DeliveryResult:
 
 @pytest.mark.parametrize(
     ("severity", "priority"),
-    [("critical", "5"), ("high", "4"), ("medium", "3"), ("warning", "3"), ("low", "2"), ("info", "1"), ("odd", "3")],
+    [
+        ("critical", "5"),
+        ("high", "4"),
+        ("medium", "3"),
+        ("warning", "3"),
+        ("low", "2"),
+        ("info", "1"),
+        ("odd", "3"),
+    ],
 )
 def test_priority_follows_severity(local_http_server: LocalHttpServer, severity: str, priority: str) -> None:
     """Priority is 5/4/3/3/2/1 by severity and ntfy's default 3 otherwise."""
@@ -151,7 +162,9 @@ def test_non_ascii_title_is_rfc2047_encoded(local_http_server: LocalHttpServer) 
     _send(_message(local_http_server.url, group=_group(title="Диск заполнен")))
     title = local_http_server.last_request.header("Title") or ""
     assert title.startswith("=?UTF-8?B?")
-    assert base64.b64decode(title[len("=?UTF-8?B?") : -2]).decode() == "NOTIFICATION: [CRITICAL] Диск заполнен"
+    assert (
+        base64.b64decode(title[len("=?UTF-8?B?") : -2]).decode() == "NOTIFICATION: [CRITICAL] Диск заполнен"
+    )
     assert "Диск заполнен" in local_http_server.last_request.text
 
 

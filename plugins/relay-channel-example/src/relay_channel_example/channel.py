@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import attrs
 import cattrs
 import httpx
+from cattrs.v import format_exception
 
 from relay_core.ports.channels import (
     ChannelCapabilities,
@@ -121,8 +122,15 @@ def _structure(config: Mapping[str, Any]) -> NtfyConfig:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, cattrs.BaseValidationError):
-        return "; ".join(cattrs.transform_error(exc))
+        return "; ".join(cattrs.transform_error(exc, format_exception=_format_exception))
     return str(exc)
+
+
+def _format_exception(exc: BaseException, type_: type[Any] | None) -> str:
+    # Validator messages ("topic must be ...") say more than cattrs' generic "invalid value".
+    if isinstance(exc, ValueError) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
 
 
 def _body(message: OutboundMessage) -> str:
@@ -140,12 +148,12 @@ def _header_value(value: str) -> str:
     return f"=?UTF-8?B?{base64.b64encode(value.encode('utf-8')).decode('ascii')}?="
 
 
-async def _post(http: Any, url: str, body: bytes, headers: dict[str, str], timeout: float) -> httpx.Response:
+async def _post(http: Any, url: str, body: bytes, headers: dict[str, str], seconds: float) -> httpx.Response:
     try:
         if isinstance(http, httpx.AsyncClient):
             # Relay's shared client (S6.2) carries the timeouts and the outbound network policy.
             return await http.post(url, content=body, headers=headers)
-        limits = httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT, timeout))
+        limits = httpx.Timeout(seconds, connect=min(_CONNECT_TIMEOUT, seconds))
         async with httpx.AsyncClient(timeout=limits, follow_redirects=False) as client:
             return await client.post(url, content=body, headers=headers)
     except httpx.TimeoutException as exc:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from relay_core import hookimpl
-
 from relay_channel_example.channel import NtfyChannel
+from relay_core import hookimpl
 
 
 @hookimpl
