@@ -248,7 +248,7 @@ async def bench_scheduler(
     for total in sizes:
         url, cleanup = await url_factory()
         try:
-            relay, factory, clock, ids = await _world(url)
+            relay, factory, _clock, ids = await _world(url)
             await _seed_groups(factory, ids, total, due=100)
             s = time.perf_counter()
             taken = await relay.tick()
@@ -281,7 +281,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
         async def cleanup() -> None:
             for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+                Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240 - tiny bench cleanup
 
         return f"sqlite:///{path}", cleanup
 
