@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -154,7 +155,7 @@ def _say(message: str) -> None:
 
 def _run(cmd: Sequence[str | Path], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
     argv = [str(c) for c in cmd]
-    _say(f"$ {' '.join(argv)}")
+    _say(f"$ {shlex.join(argv)}")
     return subprocess.run(argv, check=False, env=env, cwd=cwd).returncode
 
 
@@ -237,7 +238,7 @@ def cmd_serve(args: list[str]) -> int:
         )
         return 1
     argv = [relay, "serve", *args]
-    _say(f"$ {' '.join(argv)}")
+    _say(f"$ {shlex.join(argv)}")
     if os.name == "nt":  # pragma: no cover - exec does not replace the process on Windows
         return subprocess.run(argv, check=False, env=tool_env(venv)).returncode
     os.execve(relay, argv, tool_env(venv))

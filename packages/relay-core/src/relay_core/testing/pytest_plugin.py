@@ -327,3 +327,19 @@ def local_http_server() -> Iterator[LocalHttpServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def relay(fake_clock: FakeClock, recording_channel: RecordingChannel) -> Iterator[Any]:
+    """An in-process Relay: in-memory storage, the fake clock and the recording channel.
+
+    Built-in intake sources and channels of installed plugins are available through
+    ``relay.registry``; post payloads with ``relay.ingest``, move time with
+    ``fake_clock.advance``, run ``relay.tick()`` and ``relay.run_until_idle()``, then
+    inspect ``recording_channel.sent``.
+    """
+    from relay_core.bootstrap import bootstrap
+    from relay_core.plugins import PluginRegistry, make_plugin_manager
+
+    registry = PluginRegistry(make_plugin_manager())
+    yield bootstrap(clock=fake_clock, channels=[recording_channel], registry=registry)

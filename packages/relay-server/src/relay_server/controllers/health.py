@@ -10,7 +10,6 @@ from typing import Any, Final
 
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
-from litestar.response import Redirect
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -108,11 +107,6 @@ def docs() -> Response[str]:
     return Response(_DOCS_HTML, media_type="text/html", headers={"Content-Security-Policy": DOCS_CSP})
 
 
-@get("/docs/", include_in_schema=False, sync_to_thread=False)
-def docs_slash() -> Redirect:
-    return Redirect("/docs")
-
-
 @get("/docs/init.js", include_in_schema=False, sync_to_thread=False)
 def docs_init() -> Response[str]:
     return Response(_DOCS_INIT, media_type="application/javascript")
@@ -135,7 +129,6 @@ def health_handlers() -> list[HTTPRouteHandler | Router]:
         handlers.extend(
             [
                 docs,
-                docs_slash,
                 docs_init,
                 create_static_files_router(path=DOCS_ASSETS, directories=[assets], include_in_schema=False),
             ]

@@ -231,17 +231,20 @@ def _handler(source_name: str, source: Any, path: str, methods: list[str], limit
 
     handler.__doc__ = f"Receive alerts from {source_name} (route intake token or API token with alerts:write)."
     operation = f"Ingest{_pascal(source_name)}" + (_pascal(path) + "Alias" if alias else "")
+
+    def operation_id(_handler: Any, http_method: Any, _components: Any) -> str:
+        return operation + ("" if str(http_method).upper() == "POST" else str(http_method).capitalize())
+
     return route(
         f"/api/integrations/{path}",
         http_method=methods,
-        operation_id=operation,
+        operation_id=operation_id,
         tags=["intake"],
         request_max_body_size=limit,
         responses=_RESPONSES,
         security=[{"bearerAuth": []}, {"basicAuth": []}],
         description=f"Intake for source `{source_name}`; the body is the sender's own payload (SPEC S2).",
         name=f"intake-{path}",
-        sync_to_thread=False,
     )(handler)
 
 
