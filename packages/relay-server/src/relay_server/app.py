@@ -96,7 +96,7 @@ def _operation_id(route_handler: Any, http_method: Any, path_components: list[st
     name = str(getattr(route_handler, "handler_name", "") or "operation")
     pascal = "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
     methods = getattr(route_handler, "http_methods", ())
-    return pascal + (str(http_method).capitalize() if len(methods) > 1 else "")
+    return pascal + (str(getattr(http_method, "value", http_method)).capitalize() if len(methods) > 1 else "")
 
 
 def _openapi_config() -> OpenAPIConfig:

@@ -330,7 +330,7 @@ def local_http_server() -> Iterator[LocalHttpServer]:
 
 
 @pytest.fixture
-def relay(fake_clock: FakeClock, recording_channel: RecordingChannel) -> Iterator[Any]:
+def relay(fake_clock: FakeClock, recording_channel: RecordingChannel) -> Any:
     """An in-process Relay: in-memory storage, the fake clock and the recording channel.
 
     Built-in intake sources and channels of installed plugins are available through
@@ -342,4 +342,4 @@ def relay(fake_clock: FakeClock, recording_channel: RecordingChannel) -> Iterato
     from relay_core.plugins import PluginRegistry, make_plugin_manager
 
     registry = PluginRegistry(make_plugin_manager())
-    yield bootstrap(clock=fake_clock, channels=[recording_channel], registry=registry)
+    return bootstrap(clock=fake_clock, channels=[recording_channel], registry=registry)

@@ -233,7 +233,7 @@ def _handler(source_name: str, source: Any, path: str, methods: list[str], limit
     operation = f"Ingest{_pascal(source_name)}" + (_pascal(path) + "Alias" if alias else "")
 
     def operation_id(_handler: Any, http_method: Any, _components: Any) -> str:
-        return operation + ("" if str(http_method).upper() == "POST" else str(http_method).capitalize())
+        return operation + ("" if _method(http_method) == "POST" else _method(http_method).capitalize())
 
     return route(
         f"/api/integrations/{path}",
@@ -260,3 +260,7 @@ def intake_handlers(registry: PluginRegistry | None, *, limit: int) -> list[HTTP
         for alias in getattr(cls, "path_aliases", ()) or ():
             handlers.append(_handler(name, source, alias.strip("/"), methods, limit, alias=True))
     return handlers
+
+
+def _method(http_method: Any) -> str:
+    return str(getattr(http_method, "value", http_method)).upper()

@@ -41,10 +41,18 @@ def alembic_config() -> Config:
     return config
 
 
+def _sqlite_file(url: str) -> Path | None:
+    target = async_url(url)
+    if target.get_backend_name() != "sqlite" or target.database in (None, "", ":memory:"):
+        return None
+    return Path(target.database or "")
+
+
 async def _run(url: str, fn: Callable[[Connection], R], *, write: bool) -> R:
     target = async_url(url)
-    if write and target.get_backend_name() == "sqlite" and target.database not in (None, "", ":memory:"):
-        Path(target.database or "").parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_file(url)
+    if write and path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(target, pool_size=1, max_overflow=0)
     try:
         async with engine.connect() as conn:
@@ -86,7 +94,8 @@ async def pending_migrations(url: str) -> list[str]:
     def current(conn: Connection) -> tuple[str, ...]:
         return tuple(MigrationContext.configure(conn).get_current_heads())
 
-    heads = await _run(url, current, write=False)
+    path = _sqlite_file(url)
+    heads = () if path is not None and not path.exists() else await _run(url, current, write=False)
     applied: set[str] = set()
     for head in heads:
         try:
@@ -129,4 +138,7 @@ async def check_schema(url: str) -> list[str]:
     Lines read ``missing table: x``, ``missing column: t.c``, ``missing index: t.ix`` or
     ``missing unique constraint: t.uq``.
     """
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():  # reading must not create the file
+        return [f"missing table: {table.name}" for table in metadata.sorted_tables]
     return await _run(url, _differences, write=False)
