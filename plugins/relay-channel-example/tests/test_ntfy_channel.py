@@ -11,8 +11,8 @@ from typing import Any
 import attrs
 import httpx
 import pytest
-from relay_channel_example import NtfyChannel
 
+from relay_channel_example import NtfyChannel
 from relay_core.ports.channels import (
     ActionLinks,
     ChannelRef,

@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from relay_voice_example import Provider
-from relay_voice_example.provider import SIGNATURE_HEADER, signature
 
 from relay_core.testing.contracts import CallbackSample, VoiceProviderContract
 from relay_core.testing.pytest_plugin import LocalHttpServer
 from relay_core.voice import PermanentProviderError, TransientProviderError, VoiceCallRequest, VoiceCallResult
+from relay_voice_example import Provider
+from relay_voice_example.provider import SIGNATURE_HEADER, signature
 
 SECRET = "whsec-example"
 

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: Name of the file under ``main.data_dir`` holding the generated secret key (SPEC S10.1).
-SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
 _HTTP_MODULE = "relay_adapters.channels._http"
 
 

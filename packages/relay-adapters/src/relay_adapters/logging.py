@@ -20,7 +20,15 @@ import structlog
 
 from relay_adapters.settings import RelaySettings
 
-__all__ = ["REDACTED", "configure_logging", "get_logger", "mask_email", "mask_phone", "redact", "redact_value"]
+__all__ = [
+    "REDACTED",
+    "configure_logging",
+    "get_logger",
+    "mask_email",
+    "mask_phone",
+    "redact",
+    "redact_value",
+]
 
 REDACTED: Final = "<redacted>"
 
@@ -40,7 +48,9 @@ _PHONE_KEY_RE: Final = re.compile(r"(phone|msisdn|caller|callee|^to$|^from$|numb
 
 # E.164-looking numbers inside free text: a plus sign and 7-15 digits, spaces/dashes allowed.
 _PHONE_IN_TEXT: Final = re.compile(r"\+\d(?:[\s\-().]?\d){6,14}")
-_EMAIL_IN_TEXT: Final = re.compile(r"\b([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})\b")
+_EMAIL_IN_TEXT: Final = re.compile(
+    r"\b([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})\b"
+)
 _TELEGRAM_BOT: Final = re.compile(r"/bot\d+:[A-Za-z0-9_\-]+")
 _WEBHOOK_URL: Final = re.compile(
     r"https?://(?:hooks\.slack\.com|(?:[\w\-]+\.)?discord(?:app)?\.com/api/webhooks|"

@@ -166,8 +166,14 @@ class Passwords:
 
     def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
         self._hasher = hasher or argon2.PasswordHasher()
+        self._dummy_hash: str | None = None
+
+    @property
+    def _dummy(self) -> str:
         # Verifying against a dummy hash for unknown users keeps the timing of both failures equal.
-        self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)

@@ -42,6 +42,7 @@ from relay_core.domain.silences import matching_silences
 from relay_core.plugins import PluginKind, PluginRegistry
 from relay_core.ports.storage import UnitOfWork
 from relay_server import runtime
+from relay_server.auth import ALL_SCOPES, PASSWORD_MAX, PASSWORD_MIN
 from relay_server.demo import (
     check_demo_data,
     create_demo_data,
@@ -71,28 +72,8 @@ app.add_typer(plugins_app, name="plugins")
 app.add_typer(config_app, name="config")
 
 SCHEMA_OK = "Schema check OK: all model tables and columns exist."
-PASSWORD_MIN, PASSWORD_MAX = 10, 256
-_TOKEN_DOMAINS = (
-    "alerts",
-    "teams",
-    "groups",
-    "users",
-    "rotations",
-    "calendar",
-    "routes",
-    "channels",
-    "maintenance",
-    "categories",
-    "status",
-    "policies",
-    "heartbeats",
-    "profile",
-)
 #: Scopes a personal API token may carry (SPEC S9.4).
-TOKEN_SCOPES = frozenset(
-    {f"{d}:{a}" for d in _TOKEN_DOMAINS for a in ("read", "write")}
-    | {"audit:read", "resources:read", "resources:write", "*"}
-)
+TOKEN_SCOPES = ALL_SCOPES
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -207,7 +188,9 @@ def serve(
         server["port"] = port
     settings = _settings({"server": server} if server else None)
     settings = _default_public_url(settings)
-    code = runtime.serve(settings, demo=demo, worker=not no_worker, scheduler=not no_scheduler, migrate=migrate)
+    code = runtime.serve(
+        settings, demo=demo, worker=not no_worker, scheduler=not no_scheduler, migrate=migrate
+    )
     raise typer.Exit(code)
 
 
@@ -364,7 +347,9 @@ def token_create(
     name: Annotated[str | None, typer.Option(help="Token name.")] = None,
     scopes: Annotated[str | None, typer.Option(help="Comma-separated scopes, e.g. alerts:write.")] = None,
     days: Annotated[int | None, typer.Option(min=0, help="Days until expiry (0 or unset: never).")] = None,
-    route: Annotated[str | None, typer.Option(help="Regenerate the intake token of this route (id or name).")] = None,
+    route: Annotated[
+        str | None, typer.Option(help="Regenerate the intake token of this route (id or name).")
+    ] = None,
 ) -> None:
     """Create a personal API token, or a new intake token for a route; printed once as JSON."""
     if route is not None:
@@ -403,7 +388,7 @@ async def _route_token(relay: Relay, ref: str) -> dict[str, Any]:
     async with relay.uow_factory() as uow:
         route = await _find_route(uow, ref)
         await uow.routes.update(
-            attrs.evolve(route, intake_token_prefix=token.prefix, intake_token_hash=token.sha256)
+            attrs.evolve(route, intake_token_prefix=token.prefix, intake_token_hash=token.hash)
         )
         await uow.commit()
     return {"token": token.raw, "prefix": token.prefix, "expires_at": None}
@@ -425,7 +410,7 @@ async def _personal_token(
                 user_id=owner.id,
                 name=name,
                 token_prefix=token.prefix,
-                token_hash=token.sha256,
+                token_hash=token.hash,
                 scopes=scopes,
                 expires_at=expires,
             )
@@ -558,7 +543,9 @@ def config_check() -> None:
         for line in problems:
             typer.echo(line)
         raise typer.Exit(1)
-    typer.echo(f"Configuration OK ({_database_kind(settings)}, config file: {settings.config_file or 'none'}).")
+    typer.echo(
+        f"Configuration OK ({_database_kind(settings)}, config file: {settings.config_file or 'none'})."
+    )
 
 
 # --- simulate ------------------------------------------------------------------------------
@@ -766,8 +753,12 @@ async def _simulate_item(
         category=category.slug,
     )
     open_statuses = (c.GROUP_FIRING, c.GROUP_ACKNOWLEDGED, c.GROUP_SILENCED)
-    existing = await uow.alert_groups.first(team_id=team.id, group_key_hash=key_hash, status__in=open_statuses)
-    child = await uow.alerts.first(team_id=team.id, source=alert.source, dedup_key=alert.dedup_key, group_open=True)
+    existing = await uow.alert_groups.first(
+        team_id=team.id, group_key_hash=key_hash, status__in=open_statuses
+    )
+    child = await uow.alerts.first(
+        team_id=team.id, source=alert.source, dedup_key=alert.dedup_key, group_open=True
+    )
     result["group_key"] = key
     result["existing_group_id"] = existing.id if existing is not None else None
     result["existing_alert_id"] = child.id if child is not None else None
@@ -776,7 +767,9 @@ async def _simulate_item(
     result["silences"] = [{"id": s.id, "name": s.name} for s in silences]
 
     rot = await uow.rotations.get(route.rotation_id) if route.rotation_id is not None else None
-    members = await uow.rotation_members.find(rotation_id=rot.id, active=True, order_by="position") if rot else []
+    members = (
+        await uow.rotation_members.find(rotation_id=rot.id, active=True, order_by="position") if rot else []
+    )
     assignee_id: int | None = None
     if rot is not None:
         overrides = await uow.overrides.find(rotation_id=rot.id, starts_at__lte=now, ends_at__gt=now)
@@ -800,7 +793,11 @@ async def _simulate_item(
             "name": sub.name,
             "channel_types": list(sub.channel_types),
             "decision": subscription_decision(
-                sub, category=category, ctx=match_ctx, event=c.SUB_EVENT_CREATED, group_silenced=bool(silences)
+                sub,
+                category=category,
+                ctx=match_ctx,
+                event=c.SUB_EVENT_CREATED,
+                group_silenced=bool(silences),
             )
             or "deliver",
         }
@@ -885,7 +882,9 @@ def _print_simulation(report: Mapping[str, Any]) -> None:
     console.print(f"Dry run of a {report['source']} payload at {report['at']} (nothing is written)")
     for item in report["items"]:
         console.print()
-        console.print(f"Item {item['index']}: {item.get('title') or ''} [{item.get('severity', '')}]", markup=False)
+        console.print(
+            f"Item {item['index']}: {item.get('title') or ''} [{item.get('severity', '')}]", markup=False
+        )
         console.print(f"  outcome: {item['outcome']}", markup=False)
         if item.get("routing_error"):
             console.print(f"  routing error: {item['routing_error']}", markup=False)
@@ -910,7 +909,9 @@ def _print_simulation(report: Mapping[str, Any]) -> None:
         if item.get("timeline"):
             table = Table("at", "action", "user", "channels", title="Timeline (nobody acknowledges)")
             for entry in item["timeline"]:
-                table.add_row(entry["at"], entry["action"], entry["user"] or "-", ", ".join(entry["channels"]))
+                table.add_row(
+                    entry["at"], entry["action"], entry["user"] or "-", ", ".join(entry["channels"])
+                )
             console.print(table)
 
 

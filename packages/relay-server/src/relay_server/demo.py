@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import secrets
 import shlex
@@ -47,13 +46,13 @@ from relay_core.domain.model import (
 from relay_core.domain.rotation import localize, parse_handoff_time, validate_rotation
 from relay_core.ports.storage import Repository, UnitOfWork
 from relay_core.services.intake import ensure_builtin_categories
+from relay_server.auth import PERSONAL_TOKEN_PREFIX, ROUTE_TOKEN_PREFIX, NewToken, new_token, sha256_hex
 
 __all__ = [
     "DEMO_GROUP_SLUG",
     "DEMO_SOURCES",
     "DEMO_TEAM_SLUG",
     "DemoInfo",
-    "IssuedToken",
     "check_demo_data",
     "create_demo_data",
     "demo_alertmanager_payload",
@@ -79,10 +78,6 @@ RESPONDERS: Final = (
     ("alice", "Alice Example", "alice@example.com", "+15550100001"),
     ("bob", "Bob Example", "bob@example.com", "+15550100002"),
 )
-ROUTE_TOKEN_PREFIX: Final = "rly_r_"  # noqa: S105 - a token type marker, not a secret
-PERSONAL_TOKEN_PREFIX: Final = "rly_p_"  # noqa: S105
-#: Characters of the raw token kept in storage to recognise it (SPEC S3.2, S13.4).
-TOKEN_PREFIX_LENGTH: Final = 12
 
 
 def demo_route_name(source: str) -> str:
@@ -92,33 +87,19 @@ def demo_route_name(source: str) -> str:
 # --- tokens and passwords --------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
-class IssuedToken:
-    """A freshly generated token: the raw value (shown once) and what storage keeps."""
-
-    raw: str = attrs.field(repr=False)
-    prefix: str
-    sha256: str = attrs.field(repr=False)
-
-
 def hash_token(raw: str) -> str:
     """SHA-256 hex of a token, the form tokens are stored and looked up in (SPEC S3.2)."""
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+    return sha256_hex(raw)
 
 
-def _issue(type_prefix: str) -> IssuedToken:
-    raw = type_prefix + secrets.token_urlsafe(48)
-    return IssuedToken(raw=raw, prefix=raw[:TOKEN_PREFIX_LENGTH], sha256=hash_token(raw))
+def new_route_token() -> NewToken:
+    """A route intake token: ``rly_r_`` + 384 random bits (``raw``, ``hash``, ``prefix``)."""
+    return new_token(ROUTE_TOKEN_PREFIX)
 
 
-def new_route_token() -> IssuedToken:
-    """A route intake token: ``rly_r_`` + 384 random bits."""
-    return _issue(ROUTE_TOKEN_PREFIX)
-
-
-def new_personal_token() -> IssuedToken:
+def new_personal_token() -> NewToken:
     """A personal API token: ``rly_p_`` + 384 random bits."""
-    return _issue(PERSONAL_TOKEN_PREFIX)
+    return new_token(PERSONAL_TOKEN_PREFIX)
 
 
 def hash_password(password: str) -> str:
@@ -221,7 +202,9 @@ class _Builder:
         self.uow = uow
         self.created: list[str] = []
 
-    async def get_or_add(self, kind: str, label: str, repo: Repository[Any], entity: Any, **where: Any) -> Any:
+    async def get_or_add(
+        self, kind: str, label: str, repo: Repository[Any], entity: Any, **where: Any
+    ) -> Any:
         existing = await repo.first(**where)
         if existing is not None:
             return existing
@@ -369,7 +352,7 @@ async def create_demo_data(relay: Relay, settings: RelaySettings) -> DemoInfo:
                         group_by=tuple(SUGGESTED_GROUP_BY.get(source, ())),
                         channel_ids=(webhook.id, voice.id),
                         intake_token_prefix=token.prefix,
-                        intake_token_hash=token.sha256,
+                        intake_token_hash=token.hash,
                     ),
                     team_id=team.id,
                     name=name,

@@ -312,7 +312,7 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-def prepare_storage(settings: RelaySettings, *, migrate: bool, out: Callable[[str], None] | None = None) -> None:
+def prepare_storage(settings: RelaySettings, *, migrate: bool) -> None:
     """Bring the schema up to date before start (SPEC S10.1, S10.5).
 
     SQLite is migrated automatically; PostgreSQL only with ``migrate`` (``--migrate``), and
@@ -382,7 +382,9 @@ async def _serve_async(
         loops: list[_Loop] = []
         if worker:
             loops.append(
-                EmbeddedWorker(relay, dispatcher=dispatcher, poll_interval=settings.worker.poll_interval_ms / 1000)
+                EmbeddedWorker(
+                    relay, dispatcher=dispatcher, poll_interval=settings.worker.poll_interval_ms / 1000
+                )
             )
         if scheduler:
             loops.append(
