@@ -24,6 +24,7 @@ __all__ = [
     "REDACTED",
     "configure_logging",
     "get_logger",
+    "is_secret_key",
     "mask_email",
     "mask_phone",
     "redact",
@@ -40,8 +41,8 @@ _SECRET_KEY_RE: Final = re.compile(
 )
 # ...unless the key names something derived and harmless.
 _SAFE_KEY_RE: Final = re.compile(
-    r"(_id|_ids|_prefix|_count|_at|_type|_name|_kind|^dedup_key|^group_key|^idempotency_key|"
-    r"^event|^logger|^level|^ts)$",
+    r"(_id|_ids|_prefix|_count|_at|_type|_name|_kind|_version|^fencing_token|^dedup_key|^group_key|"
+    r"^idempotency_key|^event|^logger|^level|^ts)$",
     re.IGNORECASE,
 )
 _PHONE_KEY_RE: Final = re.compile(r"(phone|msisdn|caller|callee|^to$|^from$|number)", re.IGNORECASE)
@@ -87,13 +88,14 @@ def _redact_text(text: str) -> str:
     return mask_email(text)
 
 
-def _is_secret_key(key: str) -> bool:
+def is_secret_key(key: str) -> bool:
+    """Whether values under ``key`` are treated as secrets (``password``, ``api_key``, ``*_token`` ...)."""
     return bool(_SECRET_KEY_RE.search(key)) and not _SAFE_KEY_RE.search(key)
 
 
 def redact_value(value: Any, key: str = "") -> Any:
     """``value`` with secrets hidden, recursively, judged by its ``key`` and its content."""
-    if key and _is_secret_key(key) and value not in (None, "", b""):
+    if key and is_secret_key(key) and value not in (None, "", b""):
         return REDACTED if not isinstance(value, Mapping) else {k: REDACTED for k in value}
     if isinstance(value, Mapping):
         return {k: redact_value(v, str(k)) for k, v in value.items()}
@@ -108,13 +110,29 @@ def redact_value(value: Any, key: str = "") -> Any:
     return value
 
 
+#: Fields libraries add that duplicate ``event`` (uvicorn's ANSI-coloured copy of the message).
+_DROPPED_KEYS: Final = ("color_message",)
+
+
 def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor applying :func:`redact_value` to every field of an event."""
+    for key in _DROPPED_KEYS:
+        event_dict.pop(key, None)
     for key in list(event_dict):
         if key.startswith("_"):  # structlog internals (``_record``, ``_from_structlog``)
             continue
         event_dict[key] = redact_value(event_dict[key], key if key not in ("event", "exception") else "")
     return event_dict
+
+
+_LEADING_KEYS: Final = ("ts", "level", "logger", "event")
+
+
+def _order_keys(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """``ts``, ``level``, ``logger`` and ``event`` first, then the bound fields."""
+    ordered = {key: event_dict.pop(key) for key in _LEADING_KEYS if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
 
 
 def _shared_processors() -> list[Any]:
@@ -140,13 +158,18 @@ def configure_logging(settings: RelaySettings, *, stream: IO[str] | None = None)
     renderer: Any
     if settings.logging.format == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=False)
-        tail: list[Any] = [structlog.processors.format_exc_info]
     else:
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
-        tail = [structlog.processors.format_exc_info]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_shared_processors(), redact],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, redact, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            # Tracebacks become text before redaction, so secrets in them are hidden too.
+            structlog.processors.format_exc_info,
+            redact,
+            _order_keys,
+            renderer,
+        ],
     )
     handler: logging.Handler
     if settings.logging.file and stream is None:
@@ -155,15 +178,17 @@ def configure_logging(settings: RelaySettings, *, stream: IO[str] | None = None)
         handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(formatter)
     handler.set_name("relay")
+    # The process has one log format: handlers installed by libraries (a web framework's
+    # default dictConfig, basicConfig calls) are replaced, not stacked.
     root = logging.getLogger()
     for old in list(root.handlers):
+        root.removeHandler(old)
         if old.get_name() == "relay":
-            root.removeHandler(old)
             old.close()
     root.addHandler(handler)
     root.setLevel(level)
     # uvicorn installs its own handlers only with a log_config; make sure its loggers propagate.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
     structlog.configure(

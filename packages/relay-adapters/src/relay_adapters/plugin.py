@@ -16,8 +16,10 @@ from relay_core import hookimpl
 
 @hookimpl
 def relay_register_channels() -> Sequence[type[Any]]:
-    """Built-in channels (SPEC S6); added as they are written."""
-    return ()
+    """Built-in channels (SPEC S6): mattermost, slack, telegram, discord, teams, email, webhook, sms."""
+    from relay_adapters.channels import BUILTIN_CHANNELS
+
+    return tuple(BUILTIN_CHANNELS)
 
 
 @hookimpl

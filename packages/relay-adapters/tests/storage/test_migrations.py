@@ -1,4 +1,4 @@
-"""Alembic migrations on both engines: empty database to head, check-schema, down and up again (SPEC S10.5)."""
+"""Alembic migrations on both engines: empty to head, check-schema, down and up again (SPEC S10.5)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from relay_core.domain.model import AlertGroup, NotificationIntent, Team
 
 from relay_adapters.storage.sqlalchemy import (
     SqlAlchemyUnitOfWorkFactory,
+    async_url,
     check_schema,
     downgrade,
     make_engine,
@@ -23,6 +23,7 @@ from relay_adapters.storage.sqlalchemy import (
 )
 from relay_adapters.storage.sqlalchemy.schema import MIGRATIONS_DIR
 from relay_adapters.storage.sqlalchemy.tables import metadata
+from relay_core.domain.model import AlertGroup, NotificationIntent, Team
 
 NOW = dt.datetime(2026, 5, 1, 8, 30, tzinfo=dt.UTC)
 
@@ -143,13 +144,11 @@ async def test_sqlite_migrate_creates_the_data_directory(empty_sqlite_url: str) 
     path = Path(sa.make_url(empty_sqlite_url).database or "")
     assert not path.parent.exists()
     await migrate(empty_sqlite_url)
-    assert path.is_file()
+    assert await asyncio.to_thread(path.is_file)
     assert await check_schema(empty_sqlite_url) == []
 
 
 @pytest.mark.parametrize("url", ["sqlite:///relay.db", "postgresql://u@h/db", "postgres://u@h/db"])
 def test_urls_get_an_async_driver(url: str) -> None:
     """Plain database URLs are mapped to the async driver of their engine."""
-    from relay_adapters.storage.sqlalchemy import async_url
-
     assert async_url(url).get_driver_name() in ("aiosqlite", "asyncpg")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from relay_core.testing.storage_contract import StorageContract
 
 from relay_adapters.storage.sqlalchemy import SqlAlchemyUnitOfWorkFactory
+from relay_core.testing.storage_contract import StorageContract
 
 pytestmark = pytest.mark.services
 

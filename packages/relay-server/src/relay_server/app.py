@@ -103,7 +103,9 @@ def _openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="Relay API",
         version=package_version(),
-        path="/api",
+        # Litestar's schema router adds a catch-all HTML 404 under its path, so it lives out of the
+        # way; ``/api/openapi.json`` is served by ``controllers.health.openapi_json``.
+        path="/api/_schema",
         render_plugins=[JsonRenderPlugin(path="/openapi.json")],
         components=Components(
             security_schemes={
@@ -137,6 +139,14 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
+def _core_secret(relay: Relay) -> str:
+    """The core's secret key unless it is the built-in development default."""
+    from relay_core.services.context import CoreSettings
+
+    key = relay.ctx.settings.secret_key
+    return "" if key == CoreSettings().secret_key else key
+
+
 def create_app(*, relay: Relay, settings: RelaySettings) -> Litestar:
     """Build the HTTP application around ``relay`` (SPEC S2, S9)."""
     registry = relay.registry if relay.registry is not None else PluginRegistry(make_plugin_manager())
@@ -144,7 +154,7 @@ def create_app(*, relay: Relay, settings: RelaySettings) -> Litestar:
     state = ServerState(
         relay=relay,
         settings=settings,
-        sessions=Sessions(settings),
+        sessions=Sessions(settings, fallback_secret=_core_secret(relay)),
         throttle=LoginThrottle(settings),
         passwords=Passwords(),
         metrics=metrics,

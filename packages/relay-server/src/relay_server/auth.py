@@ -216,8 +216,11 @@ def jwt_secret(settings: RelaySettings) -> str:
 class Sessions:
     """Issues and checks session JWTs; remembers revoked ``jti`` values until they expire."""
 
-    def __init__(self, settings: RelaySettings) -> None:
-        self._secret = jwt_secret(settings) or secrets.token_hex(32)
+    def __init__(self, settings: RelaySettings, *, fallback_secret: str = "") -> None:
+        # Without a configured key, the composed core's key (compose generates and stores one)
+        # keeps sessions valid across processes; failing that, a per-process random key.
+        fallback = hmac.new(fallback_secret.encode(), b"relay-jwt", hashlib.sha256).hexdigest() if fallback_secret else ""
+        self._secret = jwt_secret(settings) or fallback or secrets.token_hex(32)
         self._minutes = settings.auth.jwt_expire_minutes
         self._revoked: dict[str, dt.datetime] = {}
 

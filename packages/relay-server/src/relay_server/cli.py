@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import attrs
-import click
 import typer
 
 from relay_adapters.compose import aclose_relay, make_registry, relay_from_settings
+from relay_adapters.logging import is_secret_key
 from relay_adapters.settings import RelaySettings, ServerSettings, SettingsError, load_settings, masked
 from relay_core.bootstrap import Relay
 from relay_core.domain import constants as c
@@ -102,14 +102,13 @@ def _prepare(settings: RelaySettings) -> None:
     """Migrate SQLite, or check that PostgreSQL is migrated, before a command uses the database."""
     try:
         runtime.prepare_storage(settings, migrate=False)
-    except runtime.StartupError as exc:
-        _fail(str(exc))
+    except (runtime.StartupError, RelayError) as exc:
+        _fail(str(exc) or exc.__class__.__name__)
 
 
-def _with_relay(settings: RelaySettings, work: Callable[[Relay], Awaitable[T]], *, prepare: bool = True) -> T:
-    """Run ``work`` with a relay composed from ``settings``, closing it afterwards."""
-    if prepare:
-        _prepare(settings)
+def _with_relay(settings: RelaySettings, work: Callable[[Relay], Awaitable[T]]) -> T:
+    """Run ``work`` with a relay composed from ``settings`` (schema prepared), closing it afterwards."""
+    _prepare(settings)
 
     async def run() -> T:
         relay = relay_from_settings(settings)
@@ -137,11 +136,14 @@ def _schema() -> Any:
 
 
 def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a schema function that may be sync or async."""
-    result = func(*args, **kwargs)
-    if inspect.isawaitable(result):
-        return _run(result)
-    return result
+    """Call a schema function that may be sync or async; an unreachable database exits 1."""
+    try:
+        result = func(*args, **kwargs)
+        if inspect.isawaitable(result):
+            return _run(result)
+        return result
+    except RelayError as exc:
+        _fail(str(exc) or exc.__class__.__name__)
 
 
 def _check_password(password: str) -> None:
@@ -194,6 +196,29 @@ def serve(
     raise typer.Exit(code)
 
 
+@app.command()
+def worker(
+    processes: Annotated[int, typer.Option(min=1, help="Worker processes (supervised when above 1).")] = 1,
+    threads: Annotated[int | None, typer.Option(min=1, help="Concurrent sends per process.")] = None,
+) -> None:
+    """Run delivery workers: dramatiq on redis.url, or outbox polling without Redis."""
+    from relay_worker.entrypoint import run_worker
+
+    settings = _settings()
+    _prepare(settings)
+    raise typer.Exit(run_worker(settings, processes=processes, threads=threads))
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler jobs (reminders, escalations, outbox relay); safe to run several."""
+    from relay_worker.entrypoint import run_scheduler
+
+    settings = _settings()
+    _prepare(settings)
+    raise typer.Exit(run_scheduler(settings))
+
+
 def _default_public_url(settings: RelaySettings) -> RelaySettings:
     """Follow ``--host``/``--port`` in ``public_base_url`` unless it was configured."""
     default = ServerSettings()
@@ -231,12 +256,11 @@ def migrate(
         typer.echo("No pending migrations.")
         return
     try:
-        if revision == "head":
-            _call(schema.migrate, url)
-        else:
-            _call(schema.migrate, url, revision=revision)
-    except Exception as exc:
-        _fail(f"migration failed: {exc}")
+        result = schema.migrate(url, revision=revision)
+        if inspect.isawaitable(result):
+            _run(result)
+    except Exception as exc:  # alembic, driver and domain errors alike: report, exit 1
+        _fail(f"migration failed: {exc or exc.__class__.__name__}")
     typer.echo(f"Database migrated to {revision} ({_database_kind(settings)}).")
 
 
@@ -354,11 +378,11 @@ def token_create(
     """Create a personal API token, or a new intake token for a route; printed once as JSON."""
     if route is not None:
         if any(v is not None for v in (user, name, scopes, days)):
-            raise click.UsageError("--route cannot be combined with --user/--name/--scopes/--days")
+            raise _usage("--route cannot be combined with --user/--name/--scopes/--days")
         result = _with_relay(_settings(), lambda relay: _route_token(relay, route))
     else:
         if user is None or name is None or scopes is None:
-            raise click.UsageError("give --route, or all of --user, --name and --scopes")
+            raise _usage("give --route, or all of --user, --name and --scopes")
         wanted = tuple(dict.fromkeys(s.strip() for s in scopes.split(",") if s.strip()))
         unknown = [s for s in wanted if s not in TOKEN_SCOPES]
         if not wanted or unknown:
@@ -512,13 +536,22 @@ def _render_toml(data: Mapping[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _mask_more(node: Any, key: str = "") -> Any:
+    """Also mask provider-table keys the settings module does not know (``api_key``, ``auth_secret``)."""
+    if isinstance(node, Mapping):
+        return {k: _mask_more(v, str(k)) for k, v in node.items()}
+    if key and is_secret_key(key) and isinstance(node, str) and node:
+        return "***"
+    return node
+
+
 @config_app.command("show")
 def config_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The effective settings, secrets masked."""
     settings = _settings()
-    data = masked(settings)
+    data = _mask_more(masked(settings))
     source = data.pop("config_file", None)
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
@@ -580,11 +613,11 @@ def simulate(
 ) -> None:
     """Dry-run an intake payload: route, group, assignee, channels and the paging timeline."""
     if route is not None and token is not None:
-        raise click.UsageError("give --route or --token, not both")
+        raise _usage("give --route or --token, not both")
     horizon_seconds = _parse_duration(horizon)
     when = _parse_at(at)
     if payload == "-":
-        body = click.get_binary_stream("stdin").read()
+        body = typer.get_binary_stream("stdin").read()
     else:
         try:
             body = Path(payload).read_bytes()
@@ -676,8 +709,9 @@ async def simulate_payload(
     return report
 
 
-def _usage(message: str) -> click.UsageError:
-    return click.UsageError(message)
+def _usage(message: str) -> typer.BadParameter:
+    """A usage error (exit 2); typer's own exception class, whichever click it bundles."""
+    return typer.BadParameter(message)
 
 
 def _user_label(users: Mapping[int, User], user_id: int | None) -> str | None:
@@ -879,7 +913,9 @@ def _print_simulation(report: Mapping[str, Any]) -> None:
     from rich.table import Table
 
     console = _console()
-    console.print(f"Dry run of a {report['source']} payload at {report['at']} (nothing is written)")
+    console.print(
+        f"Dry run of an intake payload from {report['source']} at {report['at']} (nothing is written)"
+    )
     for item in report["items"]:
         console.print()
         console.print(

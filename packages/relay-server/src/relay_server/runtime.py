@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import inspect
 import os
 import secrets
@@ -31,6 +32,7 @@ from relay_adapters.compose import aclose_relay, ensure_secret_key, relay_from_s
 from relay_adapters.logging import configure_logging, get_logger
 from relay_adapters.settings import RelaySettings
 from relay_core.bootstrap import Relay
+from relay_core.domain.errors import RelayError
 
 __all__ = [
     "DUE_ACTIONS_LEASE",
@@ -74,10 +76,10 @@ class InProcessDispatcher:
     def clear(self) -> None:
         self._event.clear()
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait until woken or ``timeout`` seconds pass; True when woken."""
+    async def wait(self, seconds: float) -> bool:
+        """Wait until woken or ``seconds`` pass; True when woken."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self._event.wait()
         except TimeoutError:
             return False
@@ -103,14 +105,15 @@ class _Loop:
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name=f"relay-{self.name}")
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Signal the loop to stop and wait for it, cancelling it after ``grace_seconds``."""
         task, self._task = self._task, None
         if task is None:
             return
         self._stopping.set()
         self._on_stop()
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout)
+            await asyncio.wait_for(asyncio.shield(task), grace_seconds)
         except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -217,6 +220,7 @@ class SchedulerLoop(_Loop):
         self.lease_name = lease_name
         self.ticks = 0
         self.has_lease = False
+        self._last_silence_pass: dt.datetime | None = None
 
     async def acquire_lease(self) -> bool:
         """Take or renew the lease; False while another holder's lease is valid."""
@@ -240,6 +244,11 @@ class SchedulerLoop(_Loop):
             return None
         taken = await self.relay.tick()
         self.ticks += 1
+        # The silence lifecycle job (SPEC S3.6) runs every 30 s under the same lease.
+        now = self.relay.clock.now()
+        if self._last_silence_pass is None or (now - self._last_silence_pass).total_seconds() >= 30:
+            await self.relay.silence_lifecycle(now)
+            self._last_silence_pass = now
         if taken:
             log.info("relay.scheduler.actions_taken", job=self.lease_name, actions=taken)
         return taken
@@ -395,6 +404,7 @@ async def _serve_async(
                 )
             )
         app = attach_background(_create_app(relay, settings), loops)
+        configure_logging(settings)  # the web framework may have installed its own handlers
         config = uvicorn.Config(
             app,
             host=settings.server.host,
@@ -454,8 +464,8 @@ def serve(
         return asyncio.run(
             _serve_async(settings, demo=demo, worker=worker, scheduler=scheduler, signals=signals, out=out)
         )
-    except StartupError as exc:
-        print(f"relay: {exc}", file=sys.stderr)
+    except (StartupError, RelayError) as exc:
+        print(f"relay: {exc or exc.__class__.__name__}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0 if signals.received is not None else 130

@@ -7,6 +7,32 @@ from typing import Any
 
 def api_controllers() -> list[Any]:
     """The session/token-authenticated API controllers, in catalogue order (SPEC S9.6)."""
+    from relay_server.controllers.alerts import AlertsController, ExplainController
     from relay_server.controllers.auth import AuthController, ProfileController
+    from relay_server.controllers.channels import ChannelsController
+    from relay_server.controllers.groups import GroupMembershipsController, GroupsController
+    from relay_server.controllers.rotations import CalendarController, RotationItemsController, RotationsController
+    from relay_server.controllers.routes import RoutesController
+    from relay_server.controllers.silences import CategoriesController, SilencesController
+    from relay_server.controllers.teams import TeamMembershipsController, TeamsController
+    from relay_server.controllers.users import AdminUsersController, UsersController
 
-    return [AuthController, ProfileController]
+    return [
+        AuthController,
+        ProfileController,
+        GroupsController,
+        GroupMembershipsController,
+        UsersController,
+        AdminUsersController,
+        TeamsController,
+        TeamMembershipsController,
+        RotationsController,
+        RotationItemsController,
+        CalendarController,
+        ChannelsController,
+        RoutesController,
+        SilencesController,
+        CategoriesController,
+        AlertsController,
+        ExplainController,
+    ]

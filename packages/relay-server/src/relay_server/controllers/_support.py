@@ -13,6 +13,7 @@ import attrs
 import msgspec
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from relay_adapters.settings import RelaySettings
 from relay_core.bootstrap import Relay
@@ -107,6 +108,9 @@ class ServerState:
 
 
 STATE_KEY: Final = "relay_server"
+
+#: Handler parameter type for the authenticated caller (``principal: Caller``).
+Caller = NamedDependency[Principal]
 
 
 def server_state(request: Request[Any, Any, Any]) -> ServerState:

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.datastructures import Cookie
+from litestar.params import FromPath, JSONBody
 from relay_core.domain.model import ApiToken, User
 from relay_core.domain.rotation import load_timezone
 
@@ -24,6 +25,7 @@ from relay_server.auth import (
     scope_satisfied,
 )
 from relay_server.controllers._support import (
+    Caller,
     ServerState,
     audit,
     changes,
@@ -89,7 +91,7 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/login", operation_id="Login", status_code=200, security=[])
-    async def login(self, request: Request[Any, Any, Any], data: LoginBody) -> Response[dict[str, Any]]:
+    async def login(self, request: Request[Any, Any, Any], data: JSONBody[LoginBody]) -> Response[dict[str, Any]]:
         """Log in with a username and password; sets the session cookie and returns a JWT."""
         st = server_state(request)
         now = st.now()
@@ -132,7 +134,7 @@ class AuthController(Controller):
         return response
 
     @get("/me", operation_id="GetMe")
-    async def me(self, request: Request[Any, Any, Any], principal: Principal) -> dict[str, Any]:
+    async def me(self, request: Request[Any, Any, Any], principal: Caller) -> dict[str, Any]:
         """The calling user with their group and team roles."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -143,14 +145,14 @@ class AuthController(Controller):
 
     @post("/change-password", operation_id="ChangePassword", status_code=200)
     async def change_password(
-        self, request: Request[Any, Any, Any], principal: Principal, data: ChangePasswordBody
+        self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[ChangePasswordBody]
     ) -> Response[dict[str, Any]]:
         """Change the caller's password (session only); older sessions stop working."""
         return await _change_password(request, principal, data)
 
 
 async def _change_password(
-    request: Request[Any, Any, Any], principal: Principal, data: ChangePasswordBody
+    request: Request[Any, Any, Any], principal: Caller, data: JSONBody[ChangePasswordBody]
 ) -> Response[dict[str, Any]]:
     st = server_state(request)
     if principal.token is not None:
@@ -191,7 +193,7 @@ class ProfileController(Controller):
     tags = ["profile"]
 
     @get("/", operation_id="GetProfile")
-    async def get_profile(self, request: Request[Any, Any, Any], principal: Principal) -> dict[str, Any]:
+    async def get_profile(self, request: Request[Any, Any, Any], principal: Caller) -> dict[str, Any]:
         """The caller's profile."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -200,7 +202,7 @@ class ProfileController(Controller):
 
     @put("/", operation_id="UpdateProfile")
     async def update_profile(
-        self, request: Request[Any, Any, Any], principal: Principal, data: ProfileUpdate
+        self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[ProfileUpdate]
     ) -> dict[str, Any]:
         """Update the caller's own contact fields."""
         st = server_state(request)
@@ -221,14 +223,14 @@ class ProfileController(Controller):
 
     @post("/change-password", operation_id="ChangeProfilePassword", status_code=200)
     async def profile_change_password(
-        self, request: Request[Any, Any, Any], principal: Principal, data: ChangePasswordBody
+        self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[ChangePasswordBody]
     ) -> Response[dict[str, Any]]:
         """Alias of ``/api/auth/change-password``."""
         return await _change_password(request, principal, data)
 
     @post("/active-group", operation_id="SetActiveGroup", status_code=200)
     async def set_active_group(
-        self, request: Request[Any, Any, Any], principal: Principal, data: ActiveGroupBody
+        self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[ActiveGroupBody]
     ) -> dict[str, Any]:
         """Choose the group the UI shows (null = all my groups)."""
         st = server_state(request)
@@ -242,7 +244,7 @@ class ProfileController(Controller):
         return serialize_self(user, access)
 
     @get("/tokens", operation_id="ListApiTokens")
-    async def list_tokens(self, request: Request[Any, Any, Any], principal: Principal) -> list[dict[str, Any]]:
+    async def list_tokens(self, request: Request[Any, Any, Any], principal: Caller) -> list[dict[str, Any]]:
         """The caller's personal API tokens (never the raw values)."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -251,7 +253,7 @@ class ProfileController(Controller):
 
     @post("/tokens", operation_id="CreateApiToken", status_code=201)
     async def create_token(
-        self, request: Request[Any, Any, Any], principal: Principal, data: TokenCreate
+        self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[TokenCreate]
     ) -> dict[str, Any]:
         """Create a personal API token; the raw ``token`` is returned only in this answer."""
         st = server_state(request)
@@ -292,7 +294,7 @@ class ProfileController(Controller):
         return {**serialize_token(token), "token": fresh.raw}
 
     @delete("/tokens/{token_id:int}", operation_id="DeleteApiToken", status_code=200)
-    async def delete_token(self, request: Request[Any, Any, Any], principal: Principal, token_id: int) -> dict[str, Any]:
+    async def delete_token(self, request: Request[Any, Any, Any], principal: Caller, token_id: FromPath[int]) -> dict[str, Any]:
         """Revoke one of the caller's tokens."""
         st = server_state(request)
         async with st.uow() as uow:

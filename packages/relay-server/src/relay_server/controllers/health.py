@@ -73,6 +73,12 @@ async def version(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {"version": package_version(), "commit": "unknown", "python": platform.python_version(), "database": database}
 
 
+@get("/api/openapi.json", include_in_schema=False, sync_to_thread=False)
+def openapi_json(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """The OpenAPI 3.1 document (SPEC S9.8)."""
+    return Response(request.app.openapi_schema.to_schema(), media_type="application/json")
+
+
 _DOCS_HTML: Final = f"""<!doctype html>
 <html lang="en">
 <head>
@@ -123,7 +129,7 @@ def swagger_assets_dir() -> Path | None:
 
 
 def health_handlers() -> list[HTTPRouteHandler | Router]:
-    handlers: list[HTTPRouteHandler | Router] = [healthz, livez, readyz, metrics, version]
+    handlers: list[HTTPRouteHandler | Router] = [healthz, livez, readyz, metrics, version, openapi_json]
     assets = swagger_assets_dir()
     if assets is not None:
         handlers.extend(

@@ -21,7 +21,9 @@ inside a savepoint on PostgreSQL (SQLite only aborts the failing statement anywa
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import functools
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
@@ -133,20 +135,223 @@ class _Base:
     _name: str
     _uow: ConnectionSource
 
-    async def _execute(self, statement: sa.Executable, *, savepoint: bool = False) -> CursorResult[Any]:
+    async def _execute(
+        self, statement: sa.Executable, params: Mapping[str, Any] | None = None, *, savepoint: bool = False
+    ) -> CursorResult[Any]:
         conn = self._uow.connection
         try:
             if savepoint and self._uow.dialect_name == "postgresql":
                 # PostgreSQL aborts the whole transaction on an error; the savepoint keeps the
                 # unit of work usable after a Conflict, as with the other adapters.
                 async with conn.begin_nested():
-                    return await conn.execute(statement)
-            return await conn.execute(statement)
+                    return await conn.execute(statement, params)
+            return await conn.execute(statement, params)
         except (sa_exc.SQLAlchemyError, OSError) as exc:
             mapped = translate_error(exc, table=self._name)
             if mapped is None:
                 raise
             raise mapped from exc
+
+
+# --- statement shapes ---------------------------------------------------------------------
+#
+# Building a SQLAlchemy expression (coercions, bind parameters, cache key) costs more than
+# running a simple indexed query, so each repository builds a statement once per *shape* of
+# call (which filters, which operators, NULL or not, which columns change) with named bind
+# parameters, and passes the values at execution time.
+
+_Shape = tuple[tuple[str, Any], ...]
+
+
+def _filter_shape(where: Mapping[str, Any]) -> tuple[_Shape, list[Any]]:
+    """The cache key of a filter mapping and the values of its bind parameters, in order.
+
+    The variant of each filter decides the SQL: ``None`` becomes ``IS [NOT] NULL``, booleans
+    become literals (partial indexes), an ``in`` list containing ``None`` adds ``OR IS NULL``.
+    """
+    shape: list[tuple[str, Any]] = []
+    values: list[Any] = []
+    for key, value in where.items():
+        _, op = split_lookup(key)
+        variant: Any
+        if op == "in":
+            items = list(value)
+            present = [v for v in items if v is not None]
+            variant = "in+null" if len(present) < len(items) else "in"
+            values.append(present)
+        elif op == "isnull":
+            variant = bool(value)
+        elif value is None:
+            variant = "null"
+        elif isinstance(value, bool) and op in ("eq", "ne"):
+            variant = value
+        else:
+            variant = "bind"
+            values.append(value)
+        shape.append((key, variant))
+    return tuple(shape), values
+
+
+def _excludes_null(field: str, shape: _Shape) -> bool:
+    """True when the filters rule out NULL in ``field``, so ``ORDER BY`` needs no NULLS FIRST/LAST."""
+    for key, variant in shape:
+        name, op = split_lookup(key)
+        if name != field:
+            continue
+        if op in ("lt", "lte", "gt", "gte") or (op == "in" and variant == "in"):
+            return True
+        if (op == "eq" and variant != "null") or (op == "ne" and variant == "null"):
+            return True
+        if op == "isnull" and variant is False:
+            return True
+    return False
+
+
+class _TableStatements:
+    """Per-table metadata and the statements built for it, shared by every unit of work."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.spec = entity_columns(name)
+        self.table: sa.Table = metadata.tables[name]
+        t = self.table
+        self.columns = tuple(t.c[f] for f in self.spec.fields)
+        self.writable = tuple(f for f in self.spec.fields if f != "id")
+        self.fields = frozenset(self.spec.fields)
+        self.unique = bool(UNIQUE_KEYS.get(name)) or any(ix.unique for ix in t.indexes)
+        visible = [t.c.deleted_at.is_(None)] if self.spec.soft_delete else []
+        self.get = sa.select(*self.columns).where(t.c.id == sa.bindparam("b_id"), *visible)
+        self.insert = sa.insert(t).returning(t.c.id)
+        self.update = sa.update(t).where(t.c.id == sa.bindparam("b_id"))
+        self.delete = sa.delete(t).where(t.c.id == sa.bindparam("b_id"))
+        self._cache: dict[Any, Any] = {}
+
+    def cached(self, key: Any, build: Any) -> Any:
+        statement = self._cache.get(key)
+        if statement is None:
+            if len(self._cache) > 1000:  # shapes come from code, not data; this is only a fuse
+                self._cache.clear()
+            statement = self._cache[key] = build()
+        return statement
+
+    def column(self, field: str) -> sa.Column[Any]:
+        if field not in self.fields:
+            raise ValueError(f"{self.name} has no field {field!r}")
+        return self.table.c[field]
+
+    def conditions(self, shape: _Shape, prefix: str = "w") -> list[sa.ColumnElement[bool]]:
+        """SQL for a filter shape (bind parameters ``<prefix>0``, ``<prefix>1`` …), plus soft delete."""
+        out: list[sa.ColumnElement[bool]] = []
+        names = (f"{prefix}{n}" for n in itertools.count())
+        for key, variant in shape:
+            field, op = split_lookup(key)
+            col = self.column(field)
+            param = functools.partial(_bind, names, col, expanding=(op == "in"))
+            if op == "isnull":
+                out.append(col.is_(None) if variant else col.is_not(None))
+            elif op == "in":
+                condition = col.in_(param())
+                out.append(sa.or_(condition, col.is_(None)) if variant == "in+null" else condition)
+            elif variant == "null":
+                # = None is IS NULL, != None is IS NOT NULL; an ordering against NULL matches nothing.
+                out.append(col.is_(None) if op == "eq" else col.is_not(None) if op == "ne" else sa.false())
+            elif op in ("eq", "ne"):
+                value = (sa.true() if variant else sa.false()) if isinstance(variant, bool) else param()
+                if op == "eq":
+                    out.append(col == value)
+                else:
+                    # Like the reference adapter, `field__ne=x` also matches NULL.
+                    out.append(sa.or_(col != value, col.is_(None)) if col.nullable else col != value)
+            elif op == "lt":
+                out.append(col < param())
+            elif op == "lte":
+                out.append(col <= param())
+            elif op == "gt":
+                out.append(col > param())
+            elif op == "gte":
+                out.append(col >= param())
+            else:
+                raise ValueError(f"unknown lookup {op!r}")
+        if self.spec.soft_delete:
+            out.append(self.table.c.deleted_at.is_(None))
+        return out
+
+    def order(self, order_by: str, shape: _Shape) -> list[sa.ColumnElement[Any]]:
+        field, desc = split_order(order_by)
+        col = self.column(field)
+        ident = self.table.c.id
+        if field == "id":
+            return [ident.desc() if desc else ident.asc()]
+        if col.nullable and not _excludes_null(field, shape):
+            first = col.desc().nulls_last() if desc else col.asc().nulls_first()
+        else:
+            first = col.desc() if desc else col.asc()
+        return [first, ident.desc() if desc else ident.asc()]
+
+    def select(self, shape: _Shape, order_by: str, limit: bool, offset: bool) -> sa.Select[Any]:
+        def build() -> sa.Select[Any]:
+            stmt = (
+                sa.select(*self.columns).where(*self.conditions(shape)).order_by(*self.order(order_by, shape))
+            )
+            if limit:
+                stmt = stmt.limit(sa.bindparam("b_limit", type_=sa.Integer()))
+            if offset:
+                stmt = stmt.offset(sa.bindparam("b_offset", type_=sa.Integer()))
+            return stmt
+
+        return self.cached(("select", shape, order_by, limit, offset), build)  # type: ignore[no-any-return]
+
+    def count(self, shape: _Shape) -> sa.Select[Any]:
+        def build() -> sa.Select[Any]:
+            return sa.select(sa.func.count()).select_from(self.table).where(*self.conditions(shape))
+
+        return self.cached(("count", shape), build)  # type: ignore[no-any-return]
+
+    def update_where(self, shape: _Shape, changes: tuple[str, ...]) -> sa.Update:
+        def build() -> sa.Update:
+            t = self.table
+            values = {name: sa.bindparam(f"v_{name}", type_=t.c[name].type) for name in changes}
+            return (
+                sa.update(t)
+                .where(t.c.id == sa.bindparam("b_id"), *self.conditions(shape))
+                .values(values)
+                .returning(*self.columns)
+            )
+
+        return self.cached(("update_where", shape, changes), build)  # type: ignore[no-any-return]
+
+    def insert_ignoring_conflicts(self, dialect_name: str, *conflict_target: str) -> Any:
+        """``INSERT … ON CONFLICT [(target)] DO NOTHING RETURNING id`` for this dialect."""
+
+        def build() -> Any:
+            insert = _dialect_insert(dialect_name, self.table)
+            target = [self.table.c[name] for name in conflict_target] or None
+            return insert.on_conflict_do_nothing(index_elements=target).returning(self.table.c.id)
+
+        return self.cached(("insert_ignore", dialect_name, conflict_target), build)
+
+    def unique_description(self) -> str:
+        keys = [", ".join(k) for k in UNIQUE_KEYS.get(self.name, ())]
+        keys += [", ".join(col.name for col in ix.columns) for ix in self.table.indexes if ix.unique]
+        return " or ".join(f"({k})" for k in keys) or "a unique key"
+
+
+def _bind(names: Iterator[str], col: sa.Column[Any], *, expanding: bool) -> sa.BindParameter[Any]:
+    return sa.bindparam(next(names), type_=col.type, expanding=expanding)
+
+
+_STATEMENTS: dict[str, _TableStatements] = {}
+
+
+def _statements(name: str) -> _TableStatements:
+    found = _STATEMENTS.get(name)
+    if found is None:
+        found = _STATEMENTS[name] = _TableStatements(name)
+    return found
+
+
+def _params(values: list[Any], prefix: str = "w") -> dict[str, Any]:
+    return {f"{prefix}{n}": value for n, value in enumerate(values)}
 
 
 class SqlAlchemyRepository(_Base, Generic[T]):
@@ -155,187 +360,104 @@ class SqlAlchemyRepository(_Base, Generic[T]):
     def __init__(self, uow: ConnectionSource, name: str) -> None:
         self._uow = uow
         self._name = name
-        self._spec = entity_columns(name)
-        self._cls: type[T] = self._spec.entity
-        self.table: sa.Table = metadata.tables[name]
-        self._columns = tuple(self.table.c[f] for f in self._spec.fields)
-        self._writable = tuple(f for f in self._spec.fields if f != "id")
-        self._fields = frozenset(self._spec.fields)
-        self._unique = bool(UNIQUE_KEYS.get(name)) or any(ix.unique for ix in self.table.indexes)
+        self._s = _statements(name)
+        self._cls: type[T] = self._s.spec.entity
+        self._fields = self._s.spec.fields
+        self.table: sa.Table = self._s.table
 
     # --- conversion -----------------------------------------------------------------------
 
     def _entity(self, row: Sequence[Any]) -> T:
-        return self._cls(**dict(zip(self._spec.fields, row, strict=True)))
+        return self._cls(**dict(zip(self._fields, row, strict=True)))
 
     def _row(self, entity: Any, *, insert: bool) -> dict[str, Any]:
-        values = {f: getattr(entity, f) for f in self._writable}
+        values = {f: getattr(entity, f) for f in self._s.writable}
         now = utcnow()
-        for name in self._spec.bookkeeping:
+        for name in self._s.spec.bookkeeping:
             if insert or name == "updated_at":
                 values[name] = now
         return values
 
-    def _column(self, field: str) -> sa.Column[Any]:
-        if field not in self._fields:
-            raise ValueError(f"{self._name} has no field {field!r}")
-        return self.table.c[field]
-
-    # --- query building -------------------------------------------------------------------
-
-    def _condition(self, key: str, value: Any) -> sa.ColumnElement[bool]:
-        field, op = split_lookup(key)
-        col = self._column(field)
-        if op == "eq":
-            if value is None:
-                return col.is_(None)
-            if isinstance(value, bool):
-                return col == (sa.true() if value else sa.false())
-            return col == value
-        if op == "ne":
-            if value is None:
-                return col.is_not(None)
-            literal = (sa.true() if value else sa.false()) if isinstance(value, bool) else value
-            return sa.or_(col != literal, col.is_(None)) if col.nullable else col != literal
-        if op == "in":
-            values = list(value)
-            present = [v for v in values if v is not None]
-            condition = col.in_(present)
-            return sa.or_(condition, col.is_(None)) if len(present) < len(values) else condition
-        if op == "isnull":
-            return col.is_(None) if value else col.is_not(None)
-        if value is None:  # an ordering against NULL matches nothing, as in the reference adapter
-            return sa.false()
-        if op == "lt":
-            return col < value
-        if op == "lte":
-            return col <= value
-        if op == "gt":
-            return col > value
-        if op == "gte":
-            return col >= value
-        raise ValueError(f"unknown lookup {op!r}")
-
-    def where_clause(self, where: Mapping[str, Any]) -> list[sa.ColumnElement[bool]]:
-        """The SQL conditions for ``find``-style filters, plus the soft-delete filter."""
-        conditions = [self._condition(k, v) for k, v in where.items()]
-        if self._spec.soft_delete:
-            conditions.append(self.table.c.deleted_at.is_(None))
-        return conditions
-
-    def _order(self, order_by: str, where: Mapping[str, Any]) -> list[sa.ColumnElement[Any]]:
-        field, desc = split_order(order_by)
-        col = self._column(field)
-        ident = self.table.c.id
-        if field == "id":
-            return [ident.desc() if desc else ident.asc()]
-        if col.nullable and not _excludes_null(field, where):
-            first = col.desc().nulls_last() if desc else col.asc().nulls_first()
-        else:
-            first = col.desc() if desc else col.asc()
-        return [first, ident.desc() if desc else ident.asc()]
+    # --- statements for inspection --------------------------------------------------------
 
     def select_statement(
         self, *, order_by: str = "id", limit: int | None = None, offset: int = 0, **where: Any
     ) -> sa.Select[Any]:
-        """The ``SELECT`` that :meth:`find` runs (for EXPLAIN in benchmarks and tests)."""
-        stmt = (
-            sa.select(*self._columns).where(*self.where_clause(where)).order_by(*self._order(order_by, where))
-        )
+        """The ``SELECT`` that :meth:`find` runs, with its values bound (for EXPLAIN)."""
+        statement, params = self._find(order_by, limit, offset, where)
+        return statement.params(params)
+
+    def _find(
+        self, order_by: str, limit: int | None, offset: int, where: Mapping[str, Any]
+    ) -> tuple[sa.Select[Any], dict[str, Any]]:
+        shape, values = _filter_shape(where)
+        params = _params(values)
         if limit is not None:
-            stmt = stmt.limit(limit)
+            params["b_limit"] = limit
         if offset:
-            stmt = stmt.offset(offset)
-        return stmt
+            params["b_offset"] = offset
+        return self._s.select(shape, order_by, limit is not None, bool(offset)), params
 
     # --- the Repository protocol ----------------------------------------------------------
 
     async def get(self, id: int) -> T | None:
-        stmt = sa.select(*self._columns).where(self.table.c.id == id, *self.where_clause({}))
-        row = (await self._execute(stmt)).first()
+        row = (await self._execute(self._s.get, {"b_id": id})).first()
         return self._entity(row) if row is not None else None
 
     async def add(self, entity: T) -> T:
-        values = self._row(entity, insert=True)
-        stmt: Any
-        if self._unique:
-            stmt = _dialect_insert(self._uow.dialect_name, self.table).values(values).on_conflict_do_nothing()
-        else:
-            stmt = sa.insert(self.table).values(values)
-        row = (await self._execute(stmt.returning(self.table.c.id))).first()
+        statement = (
+            self._s.insert_ignoring_conflicts(self._uow.dialect_name) if self._s.unique else self._s.insert
+        )
+        row = (await self._execute(statement, self._row(entity, insert=True))).first()
         if row is None:
-            raise Conflict(f"{self._name}: {self._unique_description()} already exists")
+            raise Conflict(f"{self._name}: {self._s.unique_description()} already exists")
         return _evolve(entity, id=row[0])
-
-    def _unique_description(self) -> str:
-        keys = [", ".join(k) for k in UNIQUE_KEYS.get(self._name, ())]
-        keys += [", ".join(col.name for col in ix.columns) for ix in self.table.indexes if ix.unique]
-        return " or ".join(f"({k})" for k in keys) or "a unique key"
 
     async def update(self, entity: T) -> T:
         ident = entity.id  # type: ignore[attr-defined]  # every entity has an id
-        values = self._row(entity, insert=False)
-        stmt = sa.update(self.table).where(self.table.c.id == ident).values(values)
-        result = await self._execute(stmt, savepoint=self._unique)
+        params = self._row(entity, insert=False) | {"b_id": ident}
+        result = await self._execute(self._s.update, params, savepoint=self._s.unique)
         if result.rowcount == 0:
             raise KeyError(f"{self._name} {ident} does not exist")
         return entity
 
     async def update_where(self, id: int, expect: Mapping[str, Any], changes: Mapping[str, Any]) -> T | None:
-        unknown = set(changes) - set(self._writable)
+        unknown = set(changes) - set(self._s.writable)
         if unknown:
             raise TypeError(f"{self._name}: cannot change {', '.join(sorted(unknown))}")
         values = dict(changes)
-        if "updated_at" in self._spec.bookkeeping:
+        if "updated_at" in self._s.spec.bookkeeping:
             values["updated_at"] = utcnow()
-        stmt = (
-            sa.update(self.table)
-            .where(self.table.c.id == id, *self.where_clause(expect))
-            .values(values)
-            .returning(*self._columns)
-        )
-        row = (await self._execute(stmt, savepoint=self._unique)).first()
+        shape, expected = _filter_shape(expect)
+        statement = self._s.update_where(shape, tuple(values))
+        params = _params(expected) | {f"v_{k}": v for k, v in values.items()} | {"b_id": id}
+        row = (await self._execute(statement, params, savepoint=self._s.unique)).first()
         return self._entity(row) if row is not None else None
 
     async def find(
         self, *, order_by: str = "id", limit: int | None = None, offset: int = 0, **where: Any
     ) -> list[T]:
-        stmt = self.select_statement(order_by=order_by, limit=limit, offset=offset, **where)
-        return [self._entity(row) for row in await self._execute(stmt)]
+        statement, params = self._find(order_by, limit, offset, where)
+        return [self._entity(row) for row in await self._execute(statement, params)]
 
     async def first(self, *, order_by: str = "id", **where: Any) -> T | None:
         found = await self.find(order_by=order_by, limit=1, **where)
         return found[0] if found else None
 
     async def count(self, **where: Any) -> int:
-        stmt = sa.select(sa.func.count()).select_from(self.table).where(*self.where_clause(where))
-        return int((await self._execute(stmt)).scalar_one())
+        shape, values = _filter_shape(where)
+        return int((await self._execute(self._s.count(shape), _params(values))).scalar_one())
 
     async def delete(self, id: int) -> None:
-        await self._execute(sa.delete(self.table).where(self.table.c.id == id))
+        await self._execute(self._s.delete, {"b_id": id})
 
 
-def _excludes_null(field: str, where: Mapping[str, Any]) -> bool:
-    """True when the filters already rule out NULL in ``field`` (so no NULLS FIRST/LAST is needed)."""
-    for key, value in where.items():
-        name, op = split_lookup(key)
-        if name != field:
-            continue
-        if op in ("lt", "lte", "gt", "gte"):
-            return True
-        if op == "eq" and value is not None:
-            return True
-        if op == "isnull" and not value:
-            return True
-        if op == "ne" and value is None:
-            return True
-        if op == "in" and None not in list(value):
-            return True
-    return False
+E = TypeVar("E")
 
 
-def _evolve(entity: Any, **changes: Any) -> Any:
-    return attrs.evolve(entity, **changes)
+def _evolve(entity: E, **changes: Any) -> E:
+    evolved: E = attrs.evolve(entity, **changes)  # type: ignore[misc]  # entities are attrs classes
+    return evolved
 
 
 class SqlAlchemyIntentRepository(SqlAlchemyRepository[NotificationIntent]):
@@ -345,14 +467,62 @@ class SqlAlchemyIntentRepository(SqlAlchemyRepository[NotificationIntent]):
         super().__init__(uow, name)
 
     async def add_unique(self, intent: NotificationIntent) -> NotificationIntent | None:
-        stmt = (
-            _dialect_insert(self._uow.dialect_name, self.table)
-            .values(self._row(intent, insert=True))
-            .on_conflict_do_nothing(index_elements=[self.table.c.idempotency_key])
-            .returning(self.table.c.id)
-        )
-        row = (await self._execute(stmt)).first()
+        statement = self._s.insert_ignoring_conflicts(self._uow.dialect_name, "idempotency_key")
+        row = (await self._execute(statement, self._row(intent, insert=True))).first()
         return None if row is None else _evolve(intent, id=row[0])
+
+    def _claim(self, with_ids: bool, bound: Mapping[str, Any] | None = None) -> sa.Update:
+        """``WITH due AS (<due pending ids> FOR UPDATE SKIP LOCKED) UPDATE … FROM due … RETURNING``.
+
+        On PostgreSQL the sub-select skips rows another claimer holds, so concurrent workers
+        split the batch instead of queueing on it; the outer ``status = 'pending'`` re-check
+        makes a row claimed in between drop out. The sub-select is a CTE because a locking
+        CTE is evaluated exactly once, whereas ``IN (subquery)`` may be re-run by a nested
+        loop and then lock (and hand out) more rows than ``limit``; ``UPDATE … FROM due``
+        lets the planner start from the at most ``limit`` due ids. SQLite ignores
+        ``FOR UPDATE``: there the unit of work runs under ``BEGIN IMMEDIATE``, so claimers
+        are serialised.
+
+        Built once per shape with bind parameters; ``bound`` builds a copy with the values
+        inlined, for EXPLAIN.
+        """
+        t = self.table
+
+        def param(name: str, type_: Any = None, *, expanding: bool = False) -> sa.BindParameter[Any]:
+            value = bound[name] if bound is not None else None
+            return sa.bindparam(name, value, type_=type_, expanding=expanding)
+
+        def build() -> sa.Update:
+            pending = sa.literal(c.INTENT_PENDING, sa.Text(), literal_execute=True)
+            due = sa.select(t.c.id).where(
+                t.c.status == pending, t.c.due_at <= param("b_now", t.c.due_at.type)
+            )
+            if with_ids:
+                due = due.where(t.c.id.in_(param("b_ids", expanding=True)))
+            due_ids = (
+                due.order_by(t.c.priority, t.c.due_at, t.c.id)
+                .limit(param("b_limit", sa.Integer()))
+                .with_for_update(skip_locked=True)
+                .cte("due")
+            )
+            values: dict[str, Any] = {
+                "status": sa.literal(c.INTENT_SENDING, sa.Text()),
+                "lease_owner": param("v_owner", t.c.lease_owner.type),
+                "lease_until": param("v_lease_until", t.c.lease_until.type),
+                "attempt_count": t.c.attempt_count + 1,
+            }
+            if "updated_at" in self._s.spec.bookkeeping:
+                values["updated_at"] = param("v_updated_at", t.c.updated_at.type)
+            return (
+                sa.update(t)
+                .where(t.c.id == due_ids.c.id, t.c.status == pending)
+                .values(values)
+                .returning(*self._s.columns)
+            )
+
+        if bound is not None:
+            return build()
+        return self._s.cached(("claim", with_ids), build)  # type: ignore[no-any-return]
 
     def claim_statement(
         self,
@@ -363,42 +533,23 @@ class SqlAlchemyIntentRepository(SqlAlchemyRepository[NotificationIntent]):
         limit: int,
         ids: Sequence[int] | None = None,
     ) -> sa.Update:
-        """``WITH due AS (<due pending ids> FOR UPDATE SKIP LOCKED) UPDATE … FROM due … RETURNING``.
+        """The claim's ``UPDATE`` with its values inlined (for EXPLAIN)."""
+        params = self._claim_params(owner, now, lease_until, limit, ids)
+        return self._claim(ids is not None, params)
 
-        On PostgreSQL the sub-select skips rows another claimer holds, so concurrent workers
-        split the batch instead of queueing on it; the outer ``status = 'pending'`` re-check
-        makes a row claimed in between drop out. The sub-select is a CTE because a locking
-        CTE is evaluated exactly once, whereas ``IN (subquery)`` may be re-run by a nested
-        loop and then lock (and hand out) more rows than ``limit``; ``UPDATE … FROM due`` lets the
-        planner start from the at most ``limit`` due ids. SQLite ignores
-        ``FOR UPDATE``: there the unit of work runs under ``BEGIN IMMEDIATE``, so claimers
-        are serialised.
-        """
-        t = self.table
-        pending = sa.literal(c.INTENT_PENDING, sa.Text(), literal_execute=True)
-        due = sa.select(t.c.id).where(t.c.status == pending, t.c.due_at <= now)
-        if ids is not None:
-            due = due.where(t.c.id.in_(list(ids)))
-        due_ids = (
-            due.order_by(t.c.priority, t.c.due_at, t.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("due")
-        )
-        values: dict[str, Any] = {
-            "status": c.INTENT_SENDING,
-            "lease_owner": owner,
-            "lease_until": lease_until,
-            "attempt_count": t.c.attempt_count + 1,
+    def _claim_params(
+        self, owner: str, now: dt.datetime, lease_until: dt.datetime, limit: int, ids: Sequence[int] | None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "b_now": now,
+            "b_limit": limit,
+            "v_owner": owner,
+            "v_lease_until": lease_until,
+            "v_updated_at": utcnow(),
         }
-        if "updated_at" in self._spec.bookkeeping:
-            values["updated_at"] = utcnow()
-        return (
-            sa.update(t)
-            .where(t.c.id == due_ids.c.id, t.c.status == pending)
-            .values(values)
-            .returning(*self._columns)
-        )
+        if ids is not None:
+            params["b_ids"] = list(ids)
+        return params
 
     async def claim(
         self,
@@ -411,8 +562,8 @@ class SqlAlchemyIntentRepository(SqlAlchemyRepository[NotificationIntent]):
     ) -> list[NotificationIntent]:
         if limit <= 0 or (ids is not None and not ids):
             return []
-        stmt = self.claim_statement(owner=owner, now=now, lease_until=lease_until, limit=limit, ids=ids)
-        claimed = [self._entity(row) for row in await self._execute(stmt)]
+        params = self._claim_params(owner, now, lease_until, limit, ids)
+        claimed = [self._entity(row) for row in await self._execute(self._claim(ids is not None), params)]
         # RETURNING order is unspecified; hand the batch out in claim order.
         claimed.sort(key=lambda i: (i.priority, i.due_at, i.id))
         return claimed

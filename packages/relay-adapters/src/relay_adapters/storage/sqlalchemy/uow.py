@@ -28,7 +28,40 @@ from relay_adapters.storage.sqlalchemy.repositories import (
 )
 from relay_adapters.storage.sqlalchemy.tables import json_dumps
 from relay_core.domain.errors import StorageUnavailable
-from relay_core.ports.storage import ENTITIES
+from relay_core.domain.model import (
+    ActionToken,
+    Alert,
+    AlertEvent,
+    AlertGroup,
+    ApiToken,
+    AuditLog,
+    CallbackEvent,
+    CallbackReceipt,
+    Category,
+    CategoryRule,
+    Channel,
+    DeliveryAttempt,
+    ExplainTrace,
+    Group,
+    GroupMembership,
+    Notification,
+    RoleGroup,
+    RoleGroupContact,
+    RoleGroupMember,
+    Rotation,
+    RotationLayer,
+    RotationMember,
+    RotationOverride,
+    Route,
+    Silence,
+    SilenceApplication,
+    Subscription,
+    SubscriptionPreference,
+    Team,
+    TeamMembership,
+    User,
+)
+from relay_core.ports.storage import ENTITIES, IntentRepository, LeaseRepository, Repository
 
 __all__ = ["SqlAlchemyUnitOfWork", "SqlAlchemyUnitOfWorkFactory", "async_url", "make_engine"]
 
@@ -114,7 +147,46 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
 
 class SqlAlchemyUnitOfWork:
-    """One transaction over every repository (``relay_core.ports.storage.UnitOfWork``)."""
+    """One transaction over every repository (``relay_core.ports.storage.UnitOfWork``).
+
+    Repositories are :class:`SqlAlchemyRepository` (``intents``: :class:`SqlAlchemyIntentRepository`,
+    ``leases``: :class:`SqlAlchemyLeaseRepository`); they are typed with the port's protocols
+    because the port declares them as plain (invariant) attributes.
+    """
+
+    groups: Repository[Group]
+    users: Repository[User]
+    group_memberships: Repository[GroupMembership]
+    teams: Repository[Team]
+    team_memberships: Repository[TeamMembership]
+    api_tokens: Repository[ApiToken]
+    audit: Repository[AuditLog]
+    rotations: Repository[Rotation]
+    rotation_layers: Repository[RotationLayer]
+    rotation_members: Repository[RotationMember]
+    overrides: Repository[RotationOverride]
+    categories: Repository[Category]
+    routes: Repository[Route]
+    channels: Repository[Channel]
+    silences: Repository[Silence]
+    category_rules: Repository[CategoryRule]
+    role_groups: Repository[RoleGroup]
+    role_group_members: Repository[RoleGroupMember]
+    role_group_contacts: Repository[RoleGroupContact]
+    subscriptions: Repository[Subscription]
+    subscription_preferences: Repository[SubscriptionPreference]
+    alert_groups: Repository[AlertGroup]
+    alerts: Repository[Alert]
+    silence_applications: Repository[SilenceApplication]
+    events: Repository[AlertEvent]
+    traces: Repository[ExplainTrace]
+    intents: IntentRepository
+    notifications: Repository[Notification]
+    attempts: Repository[DeliveryAttempt]
+    callbacks: Repository[CallbackEvent]
+    callback_receipts: Repository[CallbackReceipt]
+    action_tokens: Repository[ActionToken]
+    leases: LeaseRepository
 
     def __init__(self, factory: SqlAlchemyUnitOfWorkFactory) -> None:
         self._factory = factory

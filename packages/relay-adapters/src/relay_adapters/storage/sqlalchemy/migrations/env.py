@@ -11,7 +11,7 @@ One history serves both engines: SQLite gets batch mode (``ALTER TABLE`` by copy
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
@@ -22,7 +22,7 @@ from relay_adapters.storage.sqlalchemy.tables import JSONValue, UTCDateTime, met
 config = context.config
 
 
-def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Write Relay's column types as plain SQLAlchemy types, so migrations never import app code."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

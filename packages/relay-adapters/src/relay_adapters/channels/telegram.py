@@ -1,0 +1,369 @@
+"""The ``telegram`` channel: Bot API messages with an inline keyboard (SPEC S6.6).
+
+``sendMessage`` posts the S6.1 plain text as escaped HTML (≤ 4096 characters) with the buttons
+Acknowledge and Resolve (signed ``callback_data``, ≤ 64 bytes) and an Open link; the
+``message_id`` is the group's anchor. Status changes edit it with ``editMessageText`` (Telegram's
+400 "message is not modified" counts as success); updates, reminders and escalations reply to it
+(``reply_parameters``) and refresh it. ``retry_after`` from a 429 is honoured.
+
+``callback_data`` is ``ir:<code>:<alert_id>:<channel_id>:<sig>``, sig = the first 12 hex characters
+of HMAC-SHA256(key, ``"ir:<code>:<alert_id>:<channel_id>"``) with the key of
+:func:`telegram_signing_key` (``main.secret_key``). The update receivers (webhook endpoint,
+long polling; owned by the server and the scheduler) use :func:`parse_callback_data` and
+:func:`verify_webhook_secret`.
+
+The bot token is part of every API URL, so no message, log line or error here contains a URL.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+import attrs
+import httpx
+
+from relay_adapters.channels._common import (
+    EDIT_EVENTS,
+    REPLY_EVENTS,
+    ChannelEnvironment,
+    CommonConfig,
+    InboundCallbackError,
+    button_actions,
+    header_value,
+    hmac_hex,
+    http_url,
+    is_public_url,
+    outbound_client,
+    plain_text,
+    require,
+    structure_config,
+)
+from relay_adapters.channels._http import (
+    MAX_RETRY_AFTER_SECONDS,
+    parse_retry_after,
+    response_snippet,
+    send_request,
+)
+from relay_core.ports.channels import (
+    ChannelCapabilities,
+    DeliveryResult,
+    OutboundMessage,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
+
+__all__ = [
+    "CALLBACK_CODES",
+    "TelegramCallback",
+    "TelegramChannel",
+    "TelegramConfig",
+    "build_keyboard",
+    "callback_data",
+    "parse_callback_data",
+    "render_html",
+    "telegram_signing_key",
+    "verify_webhook_secret",
+]
+
+logger = logging.getLogger("relay.channels.telegram")
+
+TELEGRAM_API: Final = "https://api.telegram.org"
+TEXT_LIMIT: Final = 4096
+CALLBACK_DATA_LIMIT: Final = 64
+CALLBACK_CODES: Final = {"ack": "acknowledge", "resolve": "resolve", "s1h": "silence_1h", "uns": "unsilence"}
+_CODES_BY_ACTION: Final = {"acknowledge": "ack", "resolve": "resolve"}
+_SIGNATURE_CHARS: Final = 12
+_NOT_MODIFIED: Final = "message is not modified"
+
+
+def _bot_token(_instance: object, _attribute: attrs.Attribute[Any], value: str) -> None:
+    if ":" not in value or any(ch.isspace() or ch == "/" for ch in value):
+        raise ValueError("bot_token must look like 123456:ABC... (it contains ':')")
+
+
+@attrs.frozen(kw_only=True)
+class TelegramConfig(CommonConfig):
+    """Configuration of a ``telegram`` channel."""
+
+    bot_token: str = attrs.field(validator=_bot_token, metadata={"secret": True})
+    chat_id: str = attrs.field(converter=str)
+    message_thread_id: int | None = None
+    """Forum topic to post in."""
+    webhook_secret: str | None = attrs.field(default=None, metadata={"secret": True})
+    """Expected ``X-Telegram-Bot-Api-Secret-Token`` in webhook mode (generated)."""
+    api_base: str = attrs.field(default=TELEGRAM_API, validator=http_url)
+    """Bot API base URL (tests point it at a local server)."""
+    callback_secret: str | None = attrs.field(default=None, metadata={"secret": True})
+    """Signs callback data when ``main.secret_key`` is not available to the channel."""
+
+
+def telegram_signing_key(config: Mapping[str, Any], env: ChannelEnvironment) -> str | None:
+    """The key of callback-data signatures: ``main.secret_key``, else the channel's callback secret."""
+    if env.secret_key:
+        return env.secret_key
+    secret = config.get("callback_secret")
+    return str(secret) if secret else None
+
+
+def _signature(key: str, code: str, alert_id: int | str, channel_id: int | str) -> str:
+    return hmac_hex(key, f"ir:{code}:{alert_id}:{channel_id}")[:_SIGNATURE_CHARS]
+
+
+def callback_data(key: str, action: str, alert_id: int, channel_id: int) -> str:
+    """The signed ``callback_data`` of a button (``action``: ``acknowledge`` or ``resolve``)."""
+    code = _CODES_BY_ACTION.get(action, action)
+    if code not in CALLBACK_CODES:
+        raise ValueError(f"no callback code for action {action!r}")
+    data = f"ir:{code}:{alert_id}:{channel_id}:{_signature(key, code, alert_id, channel_id)}"
+    if len(data.encode("utf-8")) > CALLBACK_DATA_LIMIT:
+        raise ValueError("callback data exceeds 64 bytes")
+    return data
+
+
+@attrs.frozen(kw_only=True)
+class TelegramCallback:
+    """A verified button press."""
+
+    code: str
+    action: str
+    """``acknowledge``, ``resolve`` ([P2] ``silence_1h``, ``unsilence``)."""
+    alert_id: int
+    channel_id: int
+
+
+def parse_callback_data(data: str, key: str) -> TelegramCallback:
+    """Check and read ``callback_data``.
+
+    Raises:
+        InboundCallbackError: 400 ``invalid_payload`` when malformed; 403 ``invalid_signature``
+            when the signature does not match (constant time).
+    """
+    parts = data.split(":") if isinstance(data, str) else []
+    if len(parts) != 5 or parts[0] != "ir" or parts[1] not in CALLBACK_CODES:
+        raise InboundCallbackError("invalid_payload", "callback data is not Relay's", status=400)
+    _, code, alert_text, channel_text, signature = parts
+    try:
+        alert_id, channel_id = int(alert_text), int(channel_text)
+    except ValueError as exc:
+        raise InboundCallbackError(
+            "invalid_payload", "callback data ids are not numbers", status=400
+        ) from exc
+    expected = _signature(key, code, alert_text, channel_text)
+    if not key or not hmac.compare_digest(expected.encode(), signature.encode()):
+        raise InboundCallbackError("invalid_signature", "callback data signature does not match", status=403)
+    return TelegramCallback(code=code, action=CALLBACK_CODES[code], alert_id=alert_id, channel_id=channel_id)
+
+
+def verify_webhook_secret(headers: Mapping[str, str] | Any, webhook_secret: str | None) -> None:
+    """Check ``X-Telegram-Bot-Api-Secret-Token`` against the channel's ``webhook_secret``.
+
+    Raises:
+        InboundCallbackError: 401 ``invalid_secret_token`` when missing or different.
+    """
+    sent = header_value(headers, "X-Telegram-Bot-Api-Secret-Token") or ""
+    if not webhook_secret or not hmac.compare_digest(sent.encode(), webhook_secret.encode()):
+        raise InboundCallbackError("invalid_secret_token", "Telegram secret token does not match")
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def render_html(message: OutboundMessage) -> str:
+    """The plain text as Telegram HTML: escaped, first line bold, ≤ 4096 visible characters."""
+    text = plain_text(message)
+    if len(text) > TEXT_LIMIT:
+        text = text[: TEXT_LIMIT - 1] + "…"
+    head, _, rest = text.partition("\n")
+    rendered = f"<b>{html.escape(head, quote=False)}</b>"
+    if rest:
+        rendered += "\n" + html.escape(rest, quote=False)
+    return rendered
+
+
+def build_keyboard(message: OutboundMessage, key: str | None) -> dict[str, Any] | None:
+    """``reply_markup``: ``[Acknowledge, Resolve]`` (by status) and an ``Open`` URL button."""
+    rows: list[list[dict[str, str]]] = []
+    group = message.group
+    actions = button_actions(message)
+    if actions and group is not None:
+        if not key:
+            raise PermanentDeliveryError("telegram buttons need main.secret_key (or a callback_secret)")
+        rows.append(
+            [
+                {
+                    "text": "Acknowledge" if action == "acknowledge" else "Resolve",
+                    "callback_data": callback_data(key, action, group.id, message.channel.id),
+                }
+                for action in actions
+            ]
+        )
+    if group is not None and is_public_url(group.alert_url):
+        rows.append([{"text": "Open", "url": str(group.alert_url)}])
+    return {"inline_keyboard": rows} if rows else None
+
+
+# --- the channel --------------------------------------------------------------------------------
+
+
+class TelegramChannel:
+    """Relay channel type ``telegram`` (S6.6)."""
+
+    name: ClassVar[str] = "telegram"
+    label: ClassVar[str] = "Telegram"
+    Config: ClassVar[type[Any]] = TelegramConfig
+    capabilities: ClassVar[ChannelCapabilities] = ChannelCapabilities(
+        supports_update=True, supports_actions=True, person_addressed=False
+    )
+
+    def __init__(self, *, env: ChannelEnvironment | None = None) -> None:
+        self.env = env or ChannelEnvironment()
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        """``sendMessage`` with the inline keyboard."""
+        config = self._config(message)
+        async with outbound_client(message, self.env) as http:
+            return await self._send(http, message, config)
+
+    async def update(self, message: OutboundMessage, previous: DeliveryResult) -> DeliveryResult:
+        """Edit the anchor (status changes) or reply to it and refresh it (S6.1)."""
+        config = self._config(message)
+        anchor = previous.external_message_id
+        if not anchor:
+            return await self.send(message)
+        chat_id = previous.external_channel_id or config.chat_id
+        async with outbound_client(message, self.env) as http:
+            if message.event_type in EDIT_EVENTS:
+                return await self._edit(http, message, config, chat_id, anchor)
+            if message.event_type not in REPLY_EVENTS:
+                return await self._send(http, message, config)
+            reply = await self._send(http, message, config, reply_to=anchor)
+            edited = True
+            try:
+                await self._edit(http, message, config, chat_id, anchor)
+            except (RetryableDeliveryError, PermanentDeliveryError) as exc:
+                logger.warning("relay.channel.telegram.anchor_edit_failed: %s", exc.message)
+                edited = False
+        return DeliveryResult(
+            provider=self.name,
+            external_message_id=anchor,
+            external_channel_id=chat_id,
+            provider_status="sent",
+            provider_payload={"reply_message_id": reply.external_message_id, "anchor_edited": edited},
+        )
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _config(self, message: OutboundMessage) -> TelegramConfig:
+        config = structure_config(TelegramConfig, message.channel.config, self.name)
+        require(config.chat_id, "chat_id", self.name)
+        return config
+
+    def _body(self, message: OutboundMessage, config: TelegramConfig) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "chat_id": config.chat_id,
+            "text": render_html(message),
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+        keyboard = build_keyboard(message, telegram_signing_key(message.channel.config, self.env))
+        if keyboard is not None:
+            body["reply_markup"] = keyboard
+        return body
+
+    async def _send(
+        self,
+        http: httpx.AsyncClient,
+        message: OutboundMessage,
+        config: TelegramConfig,
+        *,
+        reply_to: str | None = None,
+    ) -> DeliveryResult:
+        body = self._body(message, config)
+        if config.message_thread_id is not None:
+            body["message_thread_id"] = config.message_thread_id
+        if reply_to is not None:
+            body["reply_parameters"] = {"message_id": int(reply_to), "allow_sending_without_reply": True}
+        result = await self._call(http, message, config, "sendMessage", body)
+        message_id = result.get("message_id") if isinstance(result, dict) else None
+        chat = result.get("chat") if isinstance(result, dict) else None
+        chat_id = chat.get("id") if isinstance(chat, dict) else None
+        return DeliveryResult(
+            provider=self.name,
+            external_message_id=str(message_id) if message_id is not None else None,
+            external_channel_id=str(chat_id if chat_id is not None else config.chat_id),
+            provider_status="sent",
+            provider_payload={"message_id": message_id, "chat_id": chat_id},
+        )
+
+    async def _edit(
+        self,
+        http: httpx.AsyncClient,
+        message: OutboundMessage,
+        config: TelegramConfig,
+        chat_id: str,
+        message_id: str,
+    ) -> DeliveryResult:
+        body = self._body(message, config)
+        body["chat_id"] = chat_id
+        body["message_id"] = int(message_id)
+        if "reply_markup" not in body:
+            body["reply_markup"] = {"inline_keyboard": []}  # removes the old buttons
+        await self._call(http, message, config, "editMessageText", body, not_modified_ok=True)
+        return DeliveryResult(
+            provider=self.name,
+            external_message_id=message_id,
+            external_channel_id=chat_id,
+            provider_status="updated",
+            provider_payload={"message_id": int(message_id), "chat_id": chat_id},
+        )
+
+    async def _call(
+        self,
+        http: httpx.AsyncClient,
+        message: OutboundMessage,
+        config: TelegramConfig,
+        method: str,
+        body: Mapping[str, Any],
+        *,
+        not_modified_ok: bool = False,
+    ) -> Any:
+        url = f"{config.api_base.rstrip('/')}/bot{config.bot_token}/{method}"
+        service = f"telegram {method}"
+        response = await send_request(http, "POST", url, service=service, json=body)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            answer = {}
+        if 200 <= response.status_code < 300 and answer.get("ok") is True:
+            return answer.get("result")
+        description = str(answer.get("description") or response_snippet(response) or "no description")
+        status = response.status_code
+        if not_modified_ok and status == 400 and _NOT_MODIFIED in description.lower():
+            return None
+        parameters = answer.get("parameters") if isinstance(answer.get("parameters"), dict) else {}
+        retry_after = parameters.get("retry_after")
+        if status == 429 or retry_after is not None:
+            seconds = (
+                min(float(retry_after), MAX_RETRY_AFTER_SECONDS)
+                if isinstance(retry_after, int | float)
+                else parse_retry_after(response.headers.get("Retry-After"), now=message.clock.now())
+            )
+            raise RetryableDeliveryError(f"{service} is rate limited: {description}", retry_after=seconds)
+        if 300 <= status < 400:
+            raise PermanentDeliveryError(f"{service} answered HTTP {status}: redirects are not followed")
+        if status in (408, 425) or status >= 500:
+            raise RetryableDeliveryError(f"{service} answered HTTP {status}: {description}")
+        if "migrate_to_chat_id" in parameters:
+            raise PermanentDeliveryError(
+                f"{service} failed: the group became a supergroup; "
+                f"set chat_id to {parameters['migrate_to_chat_id']}"
+            )
+        if 200 <= status < 300:
+            raise RetryableDeliveryError(f"{service} answered without ok: {description}")
+        raise PermanentDeliveryError(f"{service} failed ({status}): {description}")

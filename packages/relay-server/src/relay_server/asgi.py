@@ -1,0 +1,43 @@
+"""ASGI entry point for external servers: ``uvicorn relay_server.asgi:app``.
+
+``app`` is built on first access (module ``__getattr__``), not at import: importing this module
+reads no configuration and opens nothing. The settings come from ``RELAY_CONFIG_FILE`` and
+``RELAY_*`` like every other entry point; the app closes its :class:`Relay` on shutdown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+
+__all__ = ["app", "build_app"]
+
+_app: Litestar | None = None
+
+
+def build_app() -> Litestar:
+    """Load settings, compose a Relay and wrap it in the HTTP app."""
+    from relay_adapters.compose import aclose_relay, ensure_secret_key, relay_from_settings
+    from relay_adapters.settings import load_settings
+
+    from relay_server.app import create_app
+
+    settings = ensure_secret_key(load_settings())
+    relay = relay_from_settings(settings)
+    application = create_app(relay=relay, settings=settings)
+
+    async def close_relay() -> None:
+        await aclose_relay(relay)
+
+    application.on_shutdown.append(close_relay)
+    return application
+
+
+def __getattr__(name: str) -> Any:
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = build_app()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
