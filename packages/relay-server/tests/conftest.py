@@ -12,6 +12,7 @@ import attrs
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+
 from relay_adapters.settings import RelaySettings, ServerSettings
 from relay_core.bootstrap import Relay, bootstrap
 from relay_core.domain.errors import StorageUnavailable
@@ -150,18 +151,28 @@ async def build_world(*, settings: RelaySettings | None = None) -> World:
             users[name] = user
             ids[name] = user.id
             if group_role:
-                await uow.group_memberships.add(GroupMembership(user_id=user.id, group_id=ops.id, role=group_role))
+                await uow.group_memberships.add(
+                    GroupMembership(user_id=user.id, group_id=ops.id, role=group_role)
+                )
             if team_role:
-                await uow.team_memberships.add(TeamMembership(team_id=infra.id, user_id=user.id, role=team_role))
-        await uow.group_memberships.add(GroupMembership(user_id=users["outsider"].id, group_id=other.id, role="editor"))
-        await uow.team_memberships.add(TeamMembership(team_id=billing.id, user_id=users["outsider"].id, role="manager"))
+                await uow.team_memberships.add(
+                    TeamMembership(team_id=infra.id, user_id=user.id, role=team_role)
+                )
+        await uow.group_memberships.add(
+            GroupMembership(user_id=users["outsider"].id, group_id=other.id, role="editor")
+        )
+        await uow.team_memberships.add(
+            TeamMembership(team_id=billing.id, user_id=users["outsider"].id, role="manager")
+        )
         rotation = await uow.rotations.add(
             Rotation(team_id=infra.id, name="primary", start_at=dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.UTC))
         )
         layer = await uow.rotation_layers.add(RotationLayer(rotation_id=rotation.id))
         for position, name in enumerate(("manager", "responder")):
             await uow.rotation_members.add(
-                RotationMember(rotation_id=rotation.id, layer_id=layer.id, user_id=users[name].id, position=position)
+                RotationMember(
+                    rotation_id=rotation.id, layer_id=layer.id, user_id=users[name].id, position=position
+                )
             )
         ids["rotation"] = rotation.id
         channel = await uow.channels.add(

@@ -14,11 +14,15 @@ from .conftest import World
 AM = json.loads((Path(__file__).parent / "fixtures" / "alertmanager_v4.json").read_text())
 
 
-async def fire(world: World, client: AsyncTestClient[Any], fingerprint: str = "disk-full-host1-var", **labels: str) -> dict[str, Any]:
+async def fire(
+    world: World, client: AsyncTestClient[Any], fingerprint: str = "disk-full-host1-var", **labels: str
+) -> dict[str, Any]:
     body = copy.deepcopy(AM)
     body["alerts"][0]["fingerprint"] = fingerprint
     body["alerts"][0]["labels"].update(labels)
-    response = await client.post("/api/integrations/alertmanager", json=body, headers=world.bearer("route_alertmanager"))
+    response = await client.post(
+        "/api/integrations/alertmanager", json=body, headers=world.bearer("route_alertmanager")
+    )
     assert response.status_code == 200, response.text
     item: dict[str, Any] = response.json()[0]
     return item
@@ -199,12 +203,16 @@ async def test_explain_endpoints(world: World, client: AsyncTestClient[Any]) -> 
     assert one.json()["outcome"] == "created"
     alias = await client.get(f"/api/alert-groups/explain/{item['trace_id']}", headers=world.auth("viewer"))
     assert alias.json() == one.json()
-    alias_group = await client.get(f"/api/alert-groups/{item['group_id']}/explain", headers=world.auth("viewer"))
+    alias_group = await client.get(
+        f"/api/alert-groups/{item['group_id']}/explain", headers=world.auth("viewer")
+    )
     assert alias_group.json() == by_group.json()
 
 
 async def test_explain_hidden_from_outsiders(world: World, client: AsyncTestClient[Any]) -> None:
     """A trace of an invisible team is 404, and the endpoint needs authentication."""
     item = await fire(world, client)
-    assert (await client.get(f"/api/explain/{item['trace_id']}", headers=world.auth("outsider"))).status_code == 404
+    assert (
+        await client.get(f"/api/explain/{item['trace_id']}", headers=world.auth("outsider"))
+    ).status_code == 404
     assert (await client.get(f"/api/explain/{item['trace_id']}")).status_code == 401

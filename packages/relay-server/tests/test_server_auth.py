@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 from litestar.testing import AsyncTestClient
+
 from relay_adapters.settings import AuthSettings, RelaySettings
 
 from .conftest import PASSWORD, World, build_world
@@ -180,7 +181,9 @@ async def test_change_password_refuses_api_tokens(world: World, client: AsyncTes
     assert response.status_code == 403
 
 
-async def test_create_token_returns_raw_once_and_stores_hash(world: World, client: AsyncTestClient[Any]) -> None:
+async def test_create_token_returns_raw_once_and_stores_hash(
+    world: World, client: AsyncTestClient[Any]
+) -> None:
     """POST /api/profile/tokens answers the raw rly_p_ token once; storage keeps SHA-256 + prefix."""
     response = await client.post(
         "/api/profile/tokens",
@@ -227,7 +230,9 @@ async def test_token_cannot_mint_wider_token(world: World, client: AsyncTestClie
 async def test_delete_token_only_own(world: World, client: AsyncTestClient[Any]) -> None:
     """Deleting another user's token is 404; deleting one's own answers {deleted, id} and revokes it."""
     token_id = world.ids["token_alerts_write"]
-    assert (await client.delete(f"/api/profile/tokens/{token_id}", headers=world.auth("viewer"))).status_code == 404
+    assert (
+        await client.delete(f"/api/profile/tokens/{token_id}", headers=world.auth("viewer"))
+    ).status_code == 404
     response = await client.delete(f"/api/profile/tokens/{token_id}", headers=world.auth("responder"))
     assert response.status_code == 200
     assert response.json() == {"deleted": True, "id": token_id}
@@ -243,7 +248,9 @@ async def test_expired_api_token_is_401(world: World, client: AsyncTestClient[An
     assert (await client.get("/api/auth/me", headers=world.bearer("all"))).status_code == 401
 
 
-async def test_star_token_authenticates_and_records_last_use(world: World, client: AsyncTestClient[Any]) -> None:
+async def test_star_token_authenticates_and_records_last_use(
+    world: World, client: AsyncTestClient[Any]
+) -> None:
     """A '*' token works on the profile domain and updates last_used_at."""
     response = await client.get("/api/auth/me", headers=world.bearer("all"))
     assert response.status_code == 200

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from litestar import get
 from litestar.testing import AsyncTestClient
+
 from relay_core.domain.errors import Conflict
 
 from .conftest import World
@@ -45,7 +46,7 @@ async def test_relay_error_maps_status_and_code(world: World, client: AsyncTestC
 async def test_unhandled_error_is_500_with_error_id(
     world: World, client: AsyncTestClient[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An unexpected exception answers 500 internal_error with an error_id that is logged, without the token."""
+    """An unexpected exception is a 500 internal_error whose error_id is logged, without the token."""
 
     @get("/api/test-boom", sync_to_thread=False)
     def boom() -> None:
@@ -65,10 +66,14 @@ async def test_unhandled_error_is_500_with_error_id(
     assert "kaboom" not in response.text
 
 
-async def test_resource_body_with_wrong_content_type_is_415(world: World, client: AsyncTestClient[Any]) -> None:
+async def test_resource_body_with_wrong_content_type_is_415(
+    world: World, client: AsyncTestClient[Any]
+) -> None:
     """Resource endpoints refuse non-JSON bodies with 415."""
     response = await client.post(
-        "/api/auth/login", content=b"username=a&password=b", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        "/api/auth/login",
+        content=b"username=a&password=b",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 415
     assert response.json()["error"] == "unsupported_media_type"

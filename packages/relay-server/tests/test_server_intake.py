@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from litestar.testing import AsyncTestClient
+
 from relay_adapters.settings import RelaySettings, ServerSettings
 
 from .conftest import World, build_world
@@ -32,7 +33,9 @@ async def assert_nothing_stored(world: World) -> None:
 
 async def test_alertmanager_firing_creates_a_group(world: World, client: AsyncTestClient[Any]) -> None:
     """A valid Alertmanager v4 post answers 200 with one created item and a trace header."""
-    response = await client.post("/api/integrations/alertmanager", json=AM, headers=world.bearer("route_alertmanager"))
+    response = await client.post(
+        "/api/integrations/alertmanager", json=AM, headers=world.bearer("route_alertmanager")
+    )
     assert response.status_code == 200
     (item,) = response.json()
     assert item["created"] is True
@@ -92,7 +95,9 @@ async def test_orphan_resolve_is_accepted_with_202(world: World, client: AsyncTe
 async def test_mixed_items_answer_207(world: World, client: AsyncTestClient[Any]) -> None:
     """A webhook array with one good and one bad item answers 207 with both items in order."""
     body = [{"title": "ok", "fingerprint": "a"}, {"title": "bad", "status": "exploded"}]
-    response = await client.post("/api/integrations/webhook", json=body, headers=world.bearer("route_webhook"))
+    response = await client.post(
+        "/api/integrations/webhook", json=body, headers=world.bearer("route_webhook")
+    )
     assert response.status_code == 207
     first, second = response.json()
     assert first["processing_status"] == "completed"
@@ -104,7 +109,9 @@ async def test_mixed_items_answer_207(world: World, client: AsyncTestClient[Any]
 async def test_every_item_failing_answers_400(world: World, client: AsyncTestClient[Any]) -> None:
     """A webhook body whose only item fails answers 400 with the failed item."""
     response = await client.post(
-        "/api/integrations/webhook", json={"title": "bad", "status": "nope"}, headers=world.bearer("route_webhook")
+        "/api/integrations/webhook",
+        json={"title": "bad", "status": "nope"},
+        headers=world.bearer("route_webhook"),
     )
     assert response.status_code == 400
     (item,) = response.json()
@@ -147,7 +154,9 @@ async def test_token_of_deleted_route_is_invalid(world: World, client: AsyncTest
         route = await uow.routes.get(world.ids["route_alertmanager"])
         await uow.routes.update(attrs.evolve(route, deleted_at=world.clock.now()))
         await uow.commit()
-    response = await client.post("/api/integrations/alertmanager", json=AM, headers=world.bearer("route_alertmanager"))
+    response = await client.post(
+        "/api/integrations/alertmanager", json=AM, headers=world.bearer("route_alertmanager")
+    )
     assert response.status_code == 401
 
 
@@ -163,7 +172,9 @@ async def test_basic_auth_with_token_as_password(world: World, client: AsyncTest
 
 async def test_api_token_without_scope_answers_403(world: World, client: AsyncTestClient[Any]) -> None:
     """A personal API token lacking alerts:write is 403 with missing_scopes."""
-    response = await client.post("/api/integrations/alertmanager", json=AM, headers=world.bearer("teams_read"))
+    response = await client.post(
+        "/api/integrations/alertmanager", json=AM, headers=world.bearer("teams_read")
+    )
     assert response.status_code == 403
     body = response.json()
     assert body["error"] == "permission_denied"
@@ -172,16 +183,22 @@ async def test_api_token_without_scope_answers_403(world: World, client: AsyncTe
     await assert_nothing_stored(world)
 
 
-async def test_api_token_with_alerts_write_routes_by_source(world: World, client: AsyncTestClient[Any]) -> None:
+async def test_api_token_with_alerts_write_routes_by_source(
+    world: World, client: AsyncTestClient[Any]
+) -> None:
     """A personal token with alerts:write is accepted and routing falls back to the source's routes."""
-    response = await client.post("/api/integrations/alertmanager", json=AM, headers=world.bearer("alerts_write"))
+    response = await client.post(
+        "/api/integrations/alertmanager", json=AM, headers=world.bearer("alerts_write")
+    )
     assert response.status_code == 200
     assert response.json()[0]["route_id"] == world.ids["route_alertmanager"]
 
 
 async def test_body_over_limit_answers_413() -> None:
     """A body larger than server.intake_max_body_bytes is 413 with the exact message."""
-    settings = RelaySettings(server=ServerSettings(intake_max_body_bytes=200, public_base_url="https://relay.test"))
+    settings = RelaySettings(
+        server=ServerSettings(intake_max_body_bytes=200, public_base_url="https://relay.test")
+    )
     world = await build_world(settings=settings)
     async with AsyncTestClient(app=world.app) as client:
         response = await client.post(
@@ -249,7 +266,9 @@ async def test_schema_violation_answers_400_with_details(world: World, client: A
 async def test_storage_unavailable_answers_503(world: World, client: AsyncTestClient[Any]) -> None:
     """When storage is down, intake answers 503 storage_unavailable with Retry-After: 5."""
     world.storage.down = True
-    response = await client.post("/api/integrations/alertmanager", json=AM, headers=world.bearer("route_alertmanager"))
+    response = await client.post(
+        "/api/integrations/alertmanager", json=AM, headers=world.bearer("route_alertmanager")
+    )
     world.storage.down = False
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"

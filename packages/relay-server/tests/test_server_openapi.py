@@ -22,7 +22,7 @@ PUBLIC = {
 
 
 async def test_openapi_document(client: AsyncTestClient[Any]) -> None:
-    """/api/openapi.json is OpenAPI 3.1 titled 'Relay API' with PascalCase operation ids and both security schemes."""
+    """/api/openapi.json is OpenAPI 3.1 "Relay API" with PascalCase operation ids and security schemes."""
     response = await client.get("/api/openapi.json")
     assert response.status_code == 200
     doc = response.json()
@@ -34,7 +34,12 @@ async def test_openapi_document(client: AsyncTestClient[Any]) -> None:
     assert all(re.fullmatch(r"[A-Z][A-Za-z0-9]*", op) for op in operation_ids), operation_ids
     assert "AcknowledgeAlert" in operation_ids
     assert "IngestAlertmanager" in operation_ids
-    for path in ("/api/routes", "/api/rotations/{rotation_id}/overrides", "/api/calendar", "/api/channels/types"):
+    for path in (
+        "/api/routes",
+        "/api/rotations/{rotation_id}/overrides",
+        "/api/calendar",
+        "/api/channels/types",
+    ):
         assert path in doc["paths"], path
 
 
@@ -91,7 +96,10 @@ async def test_metrics_exposition(client: AsyncTestClient[Any]) -> None:
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    assert 'relay_http_request_duration_seconds_count{method="GET",route="/api/alerts/{group_id}"}' in response.text
+    assert (
+        'relay_http_request_duration_seconds_count{method="GET",route="/api/alerts/{group_id}"}'
+        in response.text
+    )
     assert "relay_build_info" in response.text
 
 

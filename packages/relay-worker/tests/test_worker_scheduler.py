@@ -20,7 +20,7 @@ from relay_core.ports.storage import UnitOfWorkFactory
 from relay_core.services.context import CoreSettings
 from relay_core.testing.fakes import FakeClock, RecordingChannel
 from relay_worker.actors import OutboxPoller
-from relay_worker.scheduler import DUE_ACTIONS, OUTBOX_RELAY, SILENCE_LIFECYCLE, Scheduler
+from relay_worker.scheduler import DUE_ACTIONS, OUTBOX_RELAY, SILENCE_LIFECYCLE, Job, Scheduler
 
 from .worker_support import START, USERS, post_alert, seed_world, wait_until
 
@@ -180,6 +180,30 @@ async def test_worker_scheduler_silence_job_runs_every_30_seconds() -> None:
         if any(o.ran and o.name == SILENCE_LIFECYCLE for o in await scheduler.run_once()):
             runs.append(second)
     assert runs == [0, 30, 60, 90]
+
+
+async def test_worker_scheduler_runs_extra_jobs_under_their_own_lease() -> None:
+    """An extra job runs at its interval under a lease named after it, and reports its last success."""
+    clock = FakeClock(START)
+    relay = make_relay(InMemoryUnitOfWorkFactory(), clock, RecordingChannel())
+    seen: list[dt.datetime] = []
+
+    async def poll(now: dt.datetime) -> int:
+        seen.append(now)
+        return 1
+
+    job = Job(name="voice_status_poll", interval=30.0, run=poll)
+    a = Scheduler(relay, holder="a", extra_jobs=[job])
+    b = Scheduler(relay, holder="b", extra_jobs=[job])
+    for second in range(0, 61, 5):
+        clock.set(START + dt.timedelta(seconds=second))
+        await a.run_once()
+        await b.run_once()
+    assert seen == [START, START + dt.timedelta(seconds=30), START + dt.timedelta(seconds=60)]
+    assert "voice_status_poll" in a.held_leases
+    assert a.last_success["voice_status_poll"] == START + dt.timedelta(seconds=60)
+    with pytest.raises(ValueError, match="unique"):
+        Scheduler(relay, extra_jobs=[attrs.evolve(job, name=DUE_ACTIONS)])
 
 
 class FlakyFactory:

@@ -272,7 +272,7 @@ def child_env(tmp_path: Path, db_url: str, redis_url: str = "", namespace: str =
         RELAY_REDIS__NAMESPACE=namespace,
         RELAY_SECRET_KEY="fault-test-secret-key-0123456789abcdef",
         RELAY_DATA_DIR=str(tmp_path / "data"),
-        RELAY_DELIVERY__LEASE_SECONDS="2",
+        RELAY_DELIVERY__LEASE_SECONDS="3",
         RELAY_DELIVERY__REQUEUE_AFTER_SECONDS="1",
         RELAY_SCHEDULER__TICK_SECONDS="0.2",
         RELAY_SCHEDULER__LEASE_TTL_SECONDS="5",

@@ -44,20 +44,22 @@ class Recorder:
         self.default_rcpt_answer: str | None = None
         self.logins: list[tuple[str, str]] = []
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         answer = self.rcpt_answers.get(address, self.default_rcpt_answer)
         if answer is not None:
             return answer
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))
         return "250 Message accepted"
 
-    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         assert isinstance(auth_data, LoginPassword)
         login, password = auth_data.login.decode(), auth_data.password.decode()
         self.logins.append((login, password))
@@ -89,7 +91,9 @@ class SmtpServer:
 
     def start(self) -> SmtpServer:
         self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._loop.create_server(self._factory, "127.0.0.1", 0), self._loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self._loop.create_server(self._factory, "127.0.0.1", 0), self._loop
+        )
         self._server = future.result(10)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -248,14 +252,18 @@ async def test_partial_refusal_keeps_the_delivery(smtp_server: SmtpServer, make_
     result = await EmailChannel(env=_env(smtp_server)).send(make_message("email", config, recipient=ALICE))
     assert [rcpt for _, rcpt, _ in smtp_server.messages] == [["alice@example.test"]]
     assert result.provider_status == "partial"
-    assert result.provider_payload["failed"] == {"g***@example.test": "SMTP RCPT answered 550 5.1.1 No such user"}
+    assert result.provider_payload["failed"] == {
+        "g***@example.test": "SMTP RCPT answered 550 5.1.1 No such user"
+    }
 
 
 @pytest.mark.parametrize(
     ("answer", "error"),
     [("451 4.7.1 Greylisted", RetryableDeliveryError), ("554 5.7.1 Rejected", PermanentDeliveryError)],
 )
-async def test_smtp_reply_classes(smtp_server: SmtpServer, make_message: Any, answer: str, error: type[Exception]) -> None:
+async def test_smtp_reply_classes(
+    smtp_server: SmtpServer, make_message: Any, answer: str, error: type[Exception]
+) -> None:
     """SMTP 4yz is retryable and 5yz permanent; the reply is in the message."""
     smtp_server.handler.default_rcpt_answer = answer
     with pytest.raises(error, match=answer.split(" ", 1)[0]):
@@ -272,7 +280,9 @@ async def test_custom_templates_escape_html_and_keep_unknown_placeholders(
         "html_template": "<p>{title}</p><a href='{resolve_url}'>Resolve</a>",
     }
     group = make_group(title="<b>Disk</b> & more")
-    await EmailChannel(env=_env(smtp_server)).send(make_message("email", config, group=group, recipient=ALICE))
+    await EmailChannel(env=_env(smtp_server)).send(
+        make_message("email", config, group=group, recipient=ALICE)
+    )
     _, _, mail = smtp_server.messages[-1]
     assert mail["Subject"] == "critical alert 42: <b>Disk</b> & more {nope}"
     text, body_html = _parts(mail)
@@ -284,16 +294,22 @@ async def test_custom_templates_escape_html_and_keep_unknown_placeholders(
 
 async def test_test_event_goes_to_the_caller(smtp_server: SmtpServer, make_message: Any) -> None:
     """A test delivery uses the test title and is not threaded."""
-    await EmailChannel(env=_env(smtp_server)).send(make_message("email", {}, event_type="test", recipient=ALICE))
+    await EmailChannel(env=_env(smtp_server)).send(
+        make_message("email", {}, event_type="test", recipient=ALICE)
+    )
     _, _, mail = smtp_server.messages[-1]
     assert mail["Subject"] == "[test] [critical] Test notification from Relay (#test)"
     assert mail["In-Reply-To"] is None
 
 
-async def test_starttls_required_but_not_offered_is_refused(smtp_server: SmtpServer, make_message: Any) -> None:
+async def test_starttls_required_but_not_offered_is_refused(
+    smtp_server: SmtpServer, make_message: Any
+) -> None:
     """With use_tls the channel refuses a server without STARTTLS and sends nothing."""
     with pytest.raises(PermanentDeliveryError, match="does not offer STARTTLS"):
-        await EmailChannel(env=_env(smtp_server, use_tls=True)).send(make_message("email", {}, recipient=ALICE))
+        await EmailChannel(env=_env(smtp_server, use_tls=True)).send(
+            make_message("email", {}, recipient=ALICE)
+        )
     assert smtp_server.messages == []
 
 
@@ -307,7 +323,7 @@ async def test_unreachable_server_is_retryable(make_message: Any) -> None:
 
 async def test_missing_smtp_host_is_permanent(make_message: Any) -> None:
     """Without [smtp] host the channel cannot send: permanent."""
-    with pytest.raises(PermanentDeliveryError, match="smtp.host"):
+    with pytest.raises(PermanentDeliveryError, match=r"smtp\.host"):
         await EmailChannel().send(make_message("email", {}, recipient=ALICE))
 
 
@@ -328,7 +344,9 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -365,7 +383,11 @@ async def test_starttls_and_auth(
 ) -> None:
     """STARTTLS is negotiated with certificate checks, then AUTH, then the message is accepted."""
     env = _env(
-        tls_smtp_server, use_tls=True, user="relay", password="s3cret", ssl_context=_client_context(certificate)
+        tls_smtp_server,
+        use_tls=True,
+        user="relay",
+        password="s3cret",
+        ssl_context=_client_context(certificate),
     )
     await EmailChannel(env=env).send(make_message("email", {}, recipient=ALICE))
     assert tls_smtp_server.handler.logins == [("relay", "s3cret")]
@@ -377,7 +399,11 @@ async def test_wrong_password_is_permanent(
 ) -> None:
     """A rejected login (535) fails permanently and nothing is sent."""
     env = _env(
-        tls_smtp_server, use_tls=True, user="relay", password="wrong", ssl_context=_client_context(certificate)
+        tls_smtp_server,
+        use_tls=True,
+        user="relay",
+        password="wrong",
+        ssl_context=_client_context(certificate),
     )
     with pytest.raises(PermanentDeliveryError, match="authentication failed"):
         await EmailChannel(env=env).send(make_message("email", {}, recipient=ALICE))

@@ -40,7 +40,9 @@ def _resolver(answers: dict[str, Sequence[str]]):  # type: ignore[no-untyped-def
 
 
 def _response(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> httpx.Response:
-    return httpx.Response(status, headers=headers, content=body, request=httpx.Request("POST", "https://x.test/"))
+    return httpx.Response(
+        status, headers=headers, content=body, request=httpx.Request("POST", "https://x.test/")
+    )
 
 
 # --- the SSRF policy ----------------------------------------------------------------------------
@@ -54,7 +56,7 @@ def _response(status: int, headers: dict[str, str] | None = None, body: bytes = 
         ("http://[::1]:8080/hook", "::1"),
         ("http://100.64.1.2/hook", "100.64.1.2"),
         ("http://[::ffff:10.0.0.5]/hook", "::ffff:a00:5"),
-        ("http://0.0.0.0/hook", "0.0.0.0"),
+        ("http://0.0.0.0/hook", "0.0.0.0"),  # noqa: S104  # a destination, not a bind
         ("http://[fe80::1]/hook", "fe80::1"),
         ("http://[fd00::1]/hook", "fd00::1"),
         ("http://224.0.0.1/hook", "224.0.0.1"),
@@ -65,7 +67,9 @@ async def test_private_literal_addresses_are_refused(url: str, address: str) -> 
     async with OutboundClient(allowlist=LOOPBACK) as client:
         with pytest.raises(OutboundPolicyError) as raised:
             await send_request(client, "POST", url, service="webhook", json={})
-    assert raised.value.message == f"destination address {address} is not allowed by the outbound network policy"
+    assert (
+        raised.value.message == f"destination address {address} is not allowed by the outbound network policy"
+    )
 
 
 async def test_refusal_message_is_the_documented_one_and_permanent() -> None:
@@ -111,7 +115,7 @@ async def test_allow_listed_loopback_is_reached(local_http_server: LocalHttpServ
 
 
 async def test_connection_is_pinned_to_the_checked_address(local_http_server: LocalHttpServer) -> None:
-    """A host name is resolved once by the policy and the request goes to that address with its Host header."""
+    """A host name is resolved once by the policy and the request goes there with its Host header."""
     resolver = _resolver({"hooks.example.test": ["127.0.0.1"]})
     async with OutboundClient(allowlist=LOOPBACK, resolver=resolver) as client:
         response = await client.get(f"http://hooks.example.test:{local_http_server.port}/pinned")
@@ -308,7 +312,8 @@ async def test_make_http_client_reads_the_security_settings() -> None:
 async def test_simulator_allows_the_public_base_url_host() -> None:
     """With the simulator enabled the host of public_base_url is implicitly allow-listed (S7.10)."""
     settings = RelaySettings(
-        server=ServerSettings(public_base_url="http://127.0.0.1:8080"), simulator=SimulatorSettings(enabled=True)
+        server=ServerSettings(public_base_url="http://127.0.0.1:8080"),
+        simulator=SimulatorSettings(enabled=True),
     )
     client = make_http_client(settings)
     try:

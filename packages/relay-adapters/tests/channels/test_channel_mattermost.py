@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from relay_adapters.channels import ChannelEnvironment, InboundCallbackError, MattermostChannel, OutboundClient
+from relay_adapters.channels import (
+    ChannelEnvironment,
+    InboundCallbackError,
+    MattermostChannel,
+    OutboundClient,
+)
 from relay_adapters.channels._http import OutboundOptions
 from relay_adapters.channels.mattermost import (
     mattermost_callback_secret,
@@ -127,7 +132,9 @@ class TestMattermostBotContract(ChannelContract):
             "message": "",
             "props": {
                 "attachments": [
-                    _attachment("Disk is full", "/var is 97% full", "#d9534f", "firing", ["acknowledge", "resolve"])
+                    _attachment(
+                        "Disk is full", "/var is 97% full", "#d9534f", "firing", ["acknowledge", "resolve"]
+                    )
                 ]
             },
         }
@@ -263,7 +270,9 @@ async def test_colour_follows_severity(
     """Firing alerts are coloured by severity."""
     local_http_server.respond(200, "ok")
     config = {"webhook_url": local_http_server.url}
-    await MattermostChannel().send(make_message("mattermost", config, group=make_group(severity=severity), http=http))
+    await MattermostChannel().send(
+        make_message("mattermost", config, group=make_group(severity=severity), http=http)
+    )
     assert local_http_server.last_request.json()["attachments"][0]["color"] == color
 
 
@@ -273,7 +282,9 @@ async def test_escalation_wording(
     """An escalation is titled ESCALATION: and says the alert was escalated; empty values show ``-``."""
     local_http_server.respond(200, "ok")
     group = make_group(assignee=None, category=None, message="")
-    message = make_message("mattermost", {"webhook_url": local_http_server.url}, event_type="escalation", group=group, http=http)
+    message = make_message(
+        "mattermost", {"webhook_url": local_http_server.url}, event_type="escalation", group=group, http=http
+    )
     await MattermostChannel().send(message)
     attachment = local_http_server.last_request.json()["attachments"][0]
     assert attachment["title"] == "ESCALATION: Disk is full"
@@ -308,7 +319,9 @@ async def test_server_error_is_retryable(
     """A 500 from the REST API is retryable."""
     local_http_server.respond(500, {"message": "boom"})
     with pytest.raises(RetryableDeliveryError):
-        await MattermostChannel(env=ENV).send(make_message("mattermost", _bot_config(local_http_server), http=http))
+        await MattermostChannel(env=ENV).send(
+            make_message("mattermost", _bot_config(local_http_server), http=http)
+        )
 
 
 @pytest.mark.parametrize(
@@ -337,7 +350,12 @@ def test_valid_click_is_accepted() -> None:
     """A click with a correct signature yields the action, ids and Mattermost user."""
     context = {"alert_id": 42, "channel_id": 5, "action": "resolve", "signature": _signature("resolve")}
     action = verify_mattermost_action(_click(context), SECRET)
-    assert (action.action, action.alert_id, action.channel_id, action.user_id) == ("resolve", 42, 5, "mmuser1")
+    assert (action.action, action.alert_id, action.channel_id, action.user_id) == (
+        "resolve",
+        42,
+        5,
+        "mmuser1",
+    )
 
 
 @pytest.mark.parametrize(

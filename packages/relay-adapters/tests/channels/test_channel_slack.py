@@ -128,7 +128,9 @@ class TestSlackBotContract(ChannelContract):
         assert request.header("Authorization") == f"Bearer {TOKEN}"
         assert request.header("Content-Type") == "application/json; charset=utf-8"
         body = request.json()
-        expected = _bot_body("firing", "#d9534f", [ACK_BUTTON, RESOLVE_BUTTON], "NOTIFICATION: [CRITICAL] Disk is full")
+        expected = _bot_body(
+            "firing", "#d9534f", [ACK_BUTTON, RESOLVE_BUTTON], "NOTIFICATION: [CRITICAL] Disk is full"
+        )
         assert body == expected
         assert result.external_message_id == "1780297200.000100"
         assert result.external_channel_id == "C0123"
@@ -205,7 +207,9 @@ async def test_acknowledged_update_edits_the_anchor_with_chat_update(
 ) -> None:
     """ACK calls chat.update on the anchor ts: amber, only Resolve left."""
     _slack_api(local_http_server)
-    previous = DeliveryResult(provider="slack", external_message_id="1780297200.000100", external_channel_id="C0123")
+    previous = DeliveryResult(
+        provider="slack", external_message_id="1780297200.000100", external_channel_id="C0123"
+    )
     message = make_message("slack", _bot_config(local_http_server), event_type="acknowledged", http=http)
     result = await SlackChannel().update(message, previous)
     request = local_http_server.last_request
@@ -223,7 +227,9 @@ async def test_resolved_update_removes_the_buttons_and_turns_green(
 ) -> None:
     """Resolve edits the anchor without an actions block and with the green bar."""
     _slack_api(local_http_server)
-    previous = DeliveryResult(provider="slack", external_message_id="1780297200.000100", external_channel_id="C0123")
+    previous = DeliveryResult(
+        provider="slack", external_message_id="1780297200.000100", external_channel_id="C0123"
+    )
     message = make_message("slack", _bot_config(local_http_server), event_type="resolved", http=http)
     await SlackChannel().update(message, previous)
     body = local_http_server.last_request.json()
@@ -234,12 +240,12 @@ async def test_resolved_update_removes_the_buttons_and_turns_green(
 async def test_reminder_is_a_broadcast_thread_reply_and_refreshes_the_anchor(
     local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient
 ) -> None:
-    """A reminder is posted with thread_ts and reply_broadcast, then the anchor is edited; the anchor stays."""
+    """A reminder is a broadcast thread reply, then the anchor is edited; the anchor stays the record."""
     _slack_api(local_http_server)
-    local_http_server.respond(
-        200, {**POSTED, "ts": "1780297500.000200"}, path="/api/chat.postMessage"
+    local_http_server.respond(200, {**POSTED, "ts": "1780297500.000200"}, path="/api/chat.postMessage")
+    previous = DeliveryResult(
+        provider="slack", external_message_id="1780297200.000100", external_channel_id="C0123"
     )
-    previous = DeliveryResult(provider="slack", external_message_id="1780297200.000100", external_channel_id="C0123")
     message = make_message("slack", _bot_config(local_http_server), event_type="reminder", http=http)
     result = await SlackChannel().update(message, previous)
     reply, edit = local_http_server.requests
@@ -258,7 +264,9 @@ async def test_failed_anchor_refresh_does_not_fail_the_reply(
     """When the reply went out but the anchor edit fails, the delivery still succeeds (no duplicate reply)."""
     local_http_server.respond(200, POSTED, path="/api/chat.postMessage")
     local_http_server.respond(200, {"ok": False, "error": "message_not_found"}, path="/api/chat.update")
-    previous = DeliveryResult(provider="slack", external_message_id="1780297200.000100", external_channel_id="C0123")
+    previous = DeliveryResult(
+        provider="slack", external_message_id="1780297200.000100", external_channel_id="C0123"
+    )
     message = make_message("slack", _bot_config(local_http_server), event_type="escalation", http=http)
     result = await SlackChannel().update(message, previous)
     assert result.provider_payload["anchor_edited"] is False
@@ -398,7 +406,12 @@ def _payload(*actions: dict[str, Any], kind: str = "block_actions") -> dict[str,
 def test_parse_action_reads_the_button() -> None:
     """A Relay button click yields the action, ids and Slack user."""
     action = parse_slack_action(_payload({"action_id": "relay_acknowledge", "value": _value("acknowledge")}))
-    assert (action.action, action.alert_id, action.channel_id, action.user_id) == ("acknowledge", 42, 5, "U123")
+    assert (action.action, action.alert_id, action.channel_id, action.user_id) == (
+        "acknowledge",
+        42,
+        5,
+        "U123",
+    )
     assert action.slack_channel_id == "C0123"
     assert action.message_ts == "1780297200.000100"
 

@@ -103,10 +103,19 @@ class TestTelegramContract(ChannelContract):
 
     def arrange_failure(self, receiver: Any, kind: str) -> bool:
         if kind == "retryable":
-            answer = {"ok": False, "error_code": 429, "description": "Too Many Requests", "parameters": {"retry_after": 3}}
+            answer = {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests",
+                "parameters": {"retry_after": 3},
+            }
             receiver.respond(429, answer, path=f"/bot{TOKEN}/sendMessage")
         else:
-            answer = {"ok": False, "error_code": 403, "description": "Forbidden: bot was kicked from the group chat"}
+            answer = {
+                "ok": False,
+                "error_code": 403,
+                "description": "Forbidden: bot was kicked from the group chat",
+            }
             receiver.respond(403, answer, path=f"/bot{TOKEN}/sendMessage")
         return True
 
@@ -165,7 +174,9 @@ async def test_reminder_replies_to_the_anchor(
 ) -> None:
     """A reminder is sent with reply_parameters and the anchor is refreshed; the anchor stays the record."""
     local_http_server.respond(
-        200, {"ok": True, "result": {"message_id": 778, "chat": {"id": -100123}}}, path=f"/bot{TOKEN}/sendMessage"
+        200,
+        {"ok": True, "result": {"message_id": 778, "chat": {"id": -100123}}},
+        path=f"/bot{TOKEN}/sendMessage",
     )
     local_http_server.respond(200, EDITED, path=f"/bot{TOKEN}/editMessageText")
     previous = DeliveryResult(provider="telegram", external_message_id="777", external_channel_id="-100123")
@@ -178,14 +189,19 @@ async def test_reminder_replies_to_the_anchor(
     assert reply.json()["message_thread_id"] == 9
     assert edit.path == f"/bot{TOKEN}/editMessageText"
     assert result.external_message_id == "777"
-    assert result.provider_payload == {"reply_message_id": 778, "anchor_edited": True}
+    assert result.provider_payload == {"reply_message_id": "778", "anchor_edited": True}
 
 
 async def test_rate_limit_honours_retry_after(
     local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient
 ) -> None:
     """A 429 carries parameters.retry_after into the retryable error."""
-    answer = {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 35", "parameters": {"retry_after": 35}}
+    answer = {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 35",
+        "parameters": {"retry_after": 35},
+    }
     local_http_server.respond(429, answer)
     with pytest.raises(RetryableDeliveryError) as raised:
         await TelegramChannel(env=ENV).send(make_message("telegram", _config(local_http_server), http=http))
@@ -196,7 +212,9 @@ async def test_errors_never_contain_the_bot_token(
     local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient
 ) -> None:
     """A failure message names the method and Telegram's description, never the token-bearing URL."""
-    local_http_server.respond(400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"})
+    local_http_server.respond(
+        400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+    )
     with pytest.raises(PermanentDeliveryError) as raised:
         await TelegramChannel(env=ENV).send(make_message("telegram", _config(local_http_server), http=http))
     assert raised.value.message == "telegram sendMessage failed (400): Bad Request: chat not found"
@@ -209,10 +227,18 @@ async def test_text_is_escaped_and_capped(
     """HTML special characters are escaped and the visible text stays within 4096 characters."""
     _bot_api(local_http_server)
     group = make_group(title="<script> & co", message="x" * 5000)
-    await TelegramChannel(env=ENV).send(make_message("telegram", _config(local_http_server), group=group, http=http))
+    await TelegramChannel(env=ENV).send(
+        make_message("telegram", _config(local_http_server), group=group, http=http)
+    )
     text = local_http_server.last_request.json()["text"]
     assert text.startswith("<b>NOTIFICATION: [CRITICAL] &lt;script&gt; &amp; co</b>\n")
-    visible = text.replace("<b>", "").replace("</b>", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    visible = (
+        text.replace("<b>", "")
+        .replace("</b>", "")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+    )
     assert len(visible) == 4096
     assert visible.endswith("…")
 
@@ -223,7 +249,9 @@ async def test_local_alert_urls_get_no_open_button(
     """Telegram refuses localhost/IP URLs in buttons, so no Open button is sent for them."""
     _bot_api(local_http_server)
     group = make_group(alert_url="http://127.0.0.1:8080/alerts/42")
-    await TelegramChannel(env=ENV).send(make_message("telegram", _config(local_http_server), group=group, http=http))
+    await TelegramChannel(env=ENV).send(
+        make_message("telegram", _config(local_http_server), group=group, http=http)
+    )
     keyboard = local_http_server.last_request.json()["reply_markup"]["inline_keyboard"]
     assert all("url" not in button for row in keyboard for button in row)
 
@@ -290,10 +318,22 @@ def test_foreign_callback_data_is_invalid_payload(data: str) -> None:
 def test_webhook_secret_token() -> None:
     """The X-Telegram-Bot-Api-Secret-Token header must equal the channel's webhook_secret."""
     verify_webhook_secret({"x-telegram-bot-api-secret-token": "hook-secret"}, "hook-secret")
-    for headers, secret in (({}, "hook-secret"), ({"X-Telegram-Bot-Api-Secret-Token": "nope"}, "hook-secret"), ({}, None)):
+    for headers, secret in (
+        ({}, "hook-secret"),
+        ({"X-Telegram-Bot-Api-Secret-Token": "nope"}, "hook-secret"),
+        ({}, None),
+    ):
         with pytest.raises(InboundCallbackError) as raised:
             verify_webhook_secret(headers, secret)
         assert raised.value.status == 401
+
+
+def test_any_candidate_key_verifies() -> None:
+    """The receiver may offer secret_key and the callback secret; a match with either is accepted."""
+    data = callback_data("channel-callback-secret", "acknowledge", 42, 5)
+    assert parse_callback_data(data, [SECRET_KEY, None, "channel-callback-secret"]).action == "acknowledge"
+    with pytest.raises(InboundCallbackError):
+        parse_callback_data(data, [SECRET_KEY, None])
 
 
 def test_signing_key_prefers_the_main_secret_key() -> None:

@@ -98,7 +98,10 @@ def test_standard_webhooks_test_vector() -> None:
     """The signature matches the Standard Webhooks test vector quoted in S6.10."""
     body = b'{"test": 2432232314}'
     expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-    assert sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == expected
+    assert (
+        sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+        == expected
+    )
     assert verify_signature(
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, expected
     )
@@ -138,7 +141,9 @@ async def test_retries_keep_the_webhook_id_and_sign_each_attempt(
         )
 
 
-async def test_resolved_event_payload(local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient) -> None:
+async def test_resolved_event_payload(
+    local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient
+) -> None:
     """A resolved event reports the status, who resolved and no action links."""
     message = make_message("webhook", _config(local_http_server), event_type="resolved", http=http)
     await WebhookChannel().send(message)
@@ -151,22 +156,30 @@ async def test_resolved_event_payload(local_http_server: LocalHttpServer, make_m
     assert body["text"].startswith("RESOLVED: [CRITICAL] Disk is full")
 
 
-async def test_test_event_is_flagged(local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient) -> None:
+async def test_test_event_is_flagged(
+    local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient
+) -> None:
     """A test delivery sets test: true and the test title."""
-    await WebhookChannel().send(make_message("webhook", _config(local_http_server), event_type="test", http=http))
+    await WebhookChannel().send(
+        make_message("webhook", _config(local_http_server), event_type="test", http=http)
+    )
     body = local_http_server.last_request.json()
     assert body["test"] is True
     assert body["title"] == "Test notification from Relay"
 
 
-async def test_gone_endpoint_is_permanent(local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient) -> None:
+async def test_gone_endpoint_is_permanent(
+    local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient
+) -> None:
     """410 fails permanently with endpoint_gone."""
     local_http_server.respond(410)
     with pytest.raises(PermanentDeliveryError, match="endpoint_gone"):
         await WebhookChannel().send(make_message("webhook", _config(local_http_server), http=http))
 
 
-async def test_redirect_is_permanent(local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient) -> None:
+async def test_redirect_is_permanent(
+    local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient
+) -> None:
     """A 3xx answer is a failure: only 2xx counts as delivered."""
     local_http_server.respond(302, headers={"Location": "https://elsewhere.example.test/"})
     with pytest.raises(PermanentDeliveryError, match="redirects are not followed"):
@@ -180,7 +193,11 @@ async def test_extra_headers_cannot_replace_the_signature(
     """Configured headers are sent, but webhook-* and Content-Type stay Relay's."""
     config = _config(
         local_http_server,
-        headers={"Authorization": "Bearer abc", "webhook-signature": "v1,forged", "Content-Type": "text/plain"},
+        headers={
+            "Authorization": "Bearer abc",
+            "webhook-signature": "v1,forged",
+            "Content-Type": "text/plain",
+        },
     )
     await WebhookChannel().send(make_message("webhook", config, http=http))
     request = local_http_server.last_request
@@ -189,7 +206,9 @@ async def test_extra_headers_cannot_replace_the_signature(
     assert request.header("Content-Type") == "application/json"
 
 
-async def test_unsigned_without_a_secret(local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient) -> None:
+async def test_unsigned_without_a_secret(
+    local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient
+) -> None:
     """Without a secret the body is sent with id and timestamp but no signature."""
     await WebhookChannel().send(make_message("webhook", {"webhook_url": local_http_server.url}, http=http))
     request = local_http_server.last_request
@@ -207,7 +226,9 @@ async def test_invalid_config_is_permanent(make_message: Any, config: dict[str, 
         await WebhookChannel().send(make_message("webhook", config))
 
 
-async def test_update_posts_a_new_request(local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient) -> None:
+async def test_update_posts_a_new_request(
+    local_http_server: LocalHttpServer, make_message: Any, http: OutboundClient
+) -> None:
     """Webhooks cannot be edited: update() sends the acknowledged state as a new request."""
     message = make_message("webhook", _config(local_http_server), event_type="acknowledged", http=http)
     previous = DeliveryResult(provider="webhook", external_message_id="msg_old")

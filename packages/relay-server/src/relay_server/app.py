@@ -19,10 +19,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
 from relay_adapters.settings import RelaySettings
 from relay_core.bootstrap import Relay
 from relay_core.plugins import PluginRegistry, make_plugin_manager
-
 from relay_server.auth import LoginThrottle, Passwords, Sessions
 from relay_server.controllers import api_controllers
 from relay_server.controllers._support import STATE_KEY, Metrics, ServerState, authenticate, package_version
@@ -84,7 +84,9 @@ async def _require_json_body(request: Request[Any, Any, Any]) -> None:
     if not path.startswith("/api/") or path.startswith("/api/integrations/"):
         return
     length = request.headers.get("content-length")
-    has_body = (length is not None and length.strip() not in ("", "0")) or "transfer-encoding" in request.headers
+    has_body = (
+        length is not None and length.strip() not in ("", "0")
+    ) or "transfer-encoding" in request.headers
     if not has_body:
         return
     media_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
@@ -109,7 +111,9 @@ def _openapi_config() -> OpenAPIConfig:
         render_plugins=[JsonRenderPlugin(path="/openapi.json")],
         components=Components(
             security_schemes={
-                "bearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT or rly_p_ token"),
+                "bearerAuth": SecurityScheme(
+                    type="http", scheme="bearer", bearer_format="JWT or rly_p_ token"
+                ),
                 "cookieAuth": SecurityScheme(type="apiKey", name="relay_jwt", security_scheme_in="cookie"),
                 "basicAuth": SecurityScheme(type="http", scheme="basic"),
             }

@@ -11,7 +11,7 @@ from typing import Any
 
 from litestar import Litestar
 
-__all__ = ["app", "build_app"]
+__all__ = ["build_app"]  # and ``app``, served lazily by ``__getattr__``
 
 _app: Litestar | None = None
 
@@ -20,7 +20,6 @@ def build_app() -> Litestar:
     """Load settings, compose a Relay and wrap it in the HTTP app."""
     from relay_adapters.compose import aclose_relay, ensure_secret_key, relay_from_settings
     from relay_adapters.settings import load_settings
-
     from relay_server.app import create_app
 
     settings = ensure_secret_key(load_settings())

@@ -26,15 +26,15 @@ from typing import Any, Final
 import argon2
 import attrs
 import jwt
+
 from relay_adapters.settings import RelaySettings
 from relay_core.domain import constants as c
 from relay_core.domain.model import ApiToken, Team, User
 from relay_core.ports.storage import UnitOfWork
-
 from relay_server.errors import ApiError, forbidden, unauthorized
 
-ROUTE_TOKEN_PREFIX: Final = "rly_r_"
-PERSONAL_TOKEN_PREFIX: Final = "rly_p_"
+ROUTE_TOKEN_PREFIX: Final = "rly_r_"  # noqa: S105 - a type prefix, not a secret
+PERSONAL_TOKEN_PREFIX: Final = "rly_p_"  # noqa: S105 - a type prefix, not a secret
 TOKEN_DISPLAY_CHARS: Final = 12
 CSRF_COOKIE: Final = "relay_csrf"
 CSRF_HEADER: Final = "X-CSRF-Token"
@@ -219,7 +219,11 @@ class Sessions:
     def __init__(self, settings: RelaySettings, *, fallback_secret: str = "") -> None:
         # Without a configured key, the composed core's key (compose generates and stores one)
         # keeps sessions valid across processes; failing that, a per-process random key.
-        fallback = hmac.new(fallback_secret.encode(), b"relay-jwt", hashlib.sha256).hexdigest() if fallback_secret else ""
+        fallback = (
+            hmac.new(fallback_secret.encode(), b"relay-jwt", hashlib.sha256).hexdigest()
+            if fallback_secret
+            else ""
+        )
         self._secret = jwt_secret(settings) or fallback or secrets.token_hex(32)
         self._minutes = settings.auth.jwt_expire_minutes
         self._revoked: dict[str, dt.datetime] = {}
@@ -377,7 +381,9 @@ class Access:
         return {"can_read": read, "can_write": write, "can_respond": respond}
 
     def team_permissions(self, team: Team) -> dict[str, bool]:
-        return self.permissions(read=self.can_read_team(team), write=self.can_manage(team), respond=self.can_respond(team))
+        return self.permissions(
+            read=self.can_read_team(team), write=self.can_manage(team), respond=self.can_respond(team)
+        )
 
     def readable_group_ids(self) -> set[int]:
         return set(self.group_roles)

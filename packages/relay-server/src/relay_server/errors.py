@@ -27,6 +27,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+
 from relay_core.domain.errors import RelayError
 
 __all__ = [
@@ -197,7 +198,7 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
 def _body_limit(request: Request[Any, Any, Any]) -> int:
     try:
         limit = request.route_handler.resolve_request_max_body_size()
-    except Exception:  # noqa: BLE001 - no handler resolved (routing failed first)
+    except Exception:
         limit = None
     return int(limit or 1_048_576)
 

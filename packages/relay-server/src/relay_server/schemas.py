@@ -58,12 +58,12 @@ class TokenCreate(_Body, kw_only=True):
 
 class ProfileUpdate(_Body, kw_only=True):
     display_name: Annotated[str, Meta(max_length=120)] | UnsetType = UNSET
-    email: Email | None | UnsetType = UNSET
-    phone: Phone | None | UnsetType = UNSET
+    email: Email | UnsetType | None = UNSET
+    phone: Phone | UnsetType | None = UNSET
     timezone: Timezone | UnsetType = UNSET
-    telegram_user_id: ContactId | None | UnsetType = UNSET
-    slack_user_id: ContactId | None | UnsetType = UNSET
-    mattermost_user_id: ContactId | None | UnsetType = UNSET
+    telegram_user_id: ContactId | UnsetType | None = UNSET
+    slack_user_id: ContactId | UnsetType | None = UNSET
+    mattermost_user_id: ContactId | UnsetType | None = UNSET
 
 
 class ActiveGroupBody(_Body, kw_only=True):
@@ -125,15 +125,15 @@ class UserCreate(_Body, kw_only=True):
 class UserUpdate(_Body, kw_only=True):
     username: Username | UnsetType = UNSET
     display_name: Annotated[str, Meta(max_length=120)] | UnsetType = UNSET
-    email: Email | None | UnsetType = UNSET
-    phone: Phone | None | UnsetType = UNSET
+    email: Email | UnsetType | None = UNSET
+    phone: Phone | UnsetType | None = UNSET
     timezone: Timezone | UnsetType = UNSET
     password: NewPassword | UnsetType = UNSET
     is_admin: bool | UnsetType = UNSET
     active: bool | UnsetType = UNSET
-    telegram_user_id: ContactId | None | UnsetType = UNSET
-    slack_user_id: ContactId | None | UnsetType = UNSET
-    mattermost_user_id: ContactId | None | UnsetType = UNSET
+    telegram_user_id: ContactId | UnsetType | None = UNSET
+    slack_user_id: ContactId | UnsetType | None = UNSET
+    mattermost_user_id: ContactId | UnsetType | None = UNSET
 
 
 # --- teams --------------------------------------------------------------------------------------
@@ -204,11 +204,11 @@ class RotationUpdate(_Body, kw_only=True):
     interval_value: IntervalValue | UnsetType = UNSET
     interval_unit: IntervalUnit | UnsetType = UNSET
     handoff_time: HandoffTime | UnsetType = UNSET
-    handoff_weekday: Weekday | None | UnsetType = UNSET
+    handoff_weekday: Weekday | UnsetType | None = UNSET
     timezone: Timezone | UnsetType = UNSET
     reminder_interval_seconds: ReminderSeconds | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
-    duration_seconds: Annotated[int, Meta(ge=1)] | None | UnsetType = UNSET
+    duration_seconds: Annotated[int, Meta(ge=1)] | UnsetType | None = UNSET
 
 
 class EnabledBody(_Body, kw_only=True):
@@ -258,13 +258,13 @@ class RouteUpdate(_Body, kw_only=True):
     team_id: Id | UnsetType = UNSET
     name: Name | UnsetType = UNSET
     source: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
-    rotation_id: Id | None | UnsetType = UNSET
+    rotation_id: Id | UnsetType | None = UNSET
     channel_ids: IdList | UnsetType = UNSET
     matchers: Matchers | UnsetType = UNSET
     group_by: GroupBy | UnsetType = UNSET
-    category_id: Id | None | UnsetType = UNSET
-    group_wait_seconds: Annotated[int, Meta(ge=0, le=3600)] | None | UnsetType = UNSET
-    group_interval_seconds: Annotated[int, Meta(ge=60, le=86400)] | None | UnsetType = UNSET
+    category_id: Id | UnsetType | None = UNSET
+    group_wait_seconds: Annotated[int, Meta(ge=0, le=3600)] | UnsetType | None = UNSET
+    group_interval_seconds: Annotated[int, Meta(ge=60, le=86400)] | UnsetType | None = UNSET
     integration_config: dict[str, Any] | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
     notification_channel_mode: Literal["route_only"] | UnsetType = UNSET

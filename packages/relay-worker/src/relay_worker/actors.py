@@ -218,13 +218,8 @@ def declare_actors(
         if not handled:
             _log.debug("relay.worker.send_noop", intent_id=intent_id)
 
-    actor: dramatiq.Actor[[int], None] = dramatiq.actor(
-        send,
-        broker=broker,
-        actor_name=SEND_ACTOR,
-        queue_name=DELIVERY_QUEUE,
-        max_retries=0,
-    )
+    declare = dramatiq.actor(broker=broker, actor_name=SEND_ACTOR, queue_name=DELIVERY_QUEUE, max_retries=0)
+    actor: dramatiq.Actor[[int], None] = declare(send)
     return Actors(broker=broker, send=actor, runner=loop)
 
 

@@ -106,6 +106,8 @@ class Scheduler:
         max_backoff: Longest wait after ``StorageUnavailable``.
         sleep: Replaces the wait between passes (tests); it gets the seconds to wait. The
             default waits on the stop signal, so :meth:`stop` takes effect at once.
+        extra_jobs: More jobs (e.g. ``voice_status_poll`` once the core has it), each under
+            its own lease named after it.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class Scheduler:
         silence_interval: float = 30.0,
         max_backoff: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        extra_jobs: Sequence[Job] = (),
     ) -> None:
         if lease_ttl <= 0:
             raise ValueError("lease_ttl must be positive")
@@ -133,7 +136,11 @@ class Scheduler:
             Job(name=DUE_ACTIONS, interval=None, run=self._due_actions),
             Job(name=OUTBOX_RELAY, interval=None, run=self._outbox_relay),
             Job(name=SILENCE_LIFECYCLE, interval=silence_interval, run=self._silence_lifecycle),
+            *extra_jobs,
         )
+        names = [job.name for job in self.jobs]
+        if len(names) != len(set(names)):
+            raise ValueError(f"job names must be unique: {names}")
         self._leases: dict[str, SchedulerLease] = {}
         self._last_run: dict[str, dt.datetime] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,6 +150,11 @@ class Scheduler:
         """The current wait after ``StorageUnavailable`` (0 when healthy)."""
 
     # --- leases ------------------------------------------------------------------------
+
+    @property
+    def last_success(self) -> dict[str, dt.datetime]:
+        """Job name -> relay time of its last successful run here (for metrics, S9.9)."""
+        return dict(self._last_run)
 
     @property
     def held_leases(self) -> dict[str, SchedulerLease]:
@@ -303,7 +315,11 @@ class Scheduler:
         return outcomes
 
     async def run_forever(self) -> None:
-        """Run passes every ``tick_seconds`` until :meth:`stop`; then release the leases."""
+        """Run passes every ``tick_seconds`` until :meth:`stop`; then release the leases.
+
+        A pass that fails (``StorageUnavailable``, or anything unexpected) is retried after
+        1 s, 2 s, 4 s … up to ``max_backoff``; the first good pass resets the wait.
+        """
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         if self._stop_requested:
@@ -313,9 +329,19 @@ class Scheduler:
             while not self._stop_event.is_set():
                 try:
                     await self.run_once()
-                except StorageUnavailable as exc:
+                except Exception as exc:
                     self.backoff = min(max(self.backoff * 2, _MIN_BACKOFF), self.max_backoff)
-                    _log.warning("relay.scheduler.storage_unavailable", retry_in=self.backoff, error=str(exc))
+                    if isinstance(exc, StorageUnavailable):
+                        _log.warning(
+                            "relay.scheduler.storage_unavailable", retry_in=self.backoff, error=str(exc)
+                        )
+                    else:
+                        _log.error(
+                            "relay.scheduler.pass_failed",
+                            retry_in=self.backoff,
+                            error_type=type(exc).__name__,
+                            exc_info=True,
+                        )
                     await self._pause(self.backoff)
                     continue
                 if self.backoff:

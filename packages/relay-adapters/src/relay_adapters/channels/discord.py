@@ -34,7 +34,6 @@ from relay_adapters.channels._common import (
 from relay_adapters.channels._http import (
     MAX_RETRY_AFTER_SECONDS,
     classify_response,
-    response_snippet,
     send_request,
 )
 from relay_core.ports.channels import (
@@ -229,6 +228,4 @@ class DiscordChannel:
                 seconds = min(max(float(retry_after), 0.0), MAX_RETRY_AFTER_SECONDS)
                 raise RetryableDeliveryError("discord is rate limited", retry_after=seconds)
         classify_response(response, service="discord", now=message.clock.now())
-        if not answer and response.status_code != 204:
-            logger.info("relay.channel.discord.no_body: %s", response_snippet(response))
         return answer

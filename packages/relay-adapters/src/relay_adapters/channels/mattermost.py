@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
@@ -134,8 +134,13 @@ class MattermostAction:
     post_id: str | None
 
 
-def verify_mattermost_action(body: Any, secret: str) -> MattermostAction:
+def verify_mattermost_action(body: Any, secret: str | Sequence[str | None]) -> MattermostAction:
     """Check the integration request Mattermost POSTs for a click.
+
+    Args:
+        body: The parsed JSON body.
+        secret: The callback secret (:func:`mattermost_callback_secret`), or several candidates
+            (e.g. during a secret change); any one matching is enough.
 
     Raises:
         InboundCallbackError: 400 ``invalid_payload`` for a malformed body; 403
@@ -155,8 +160,15 @@ def verify_mattermost_action(body: Any, secret: str) -> MattermostAction:
         ) from exc
     if action not in _ACTIONS or not isinstance(signature, str):
         raise InboundCallbackError("invalid_payload", "Mattermost action context is incomplete", status=400)
-    expected = sign_mattermost_context(secret, str(action), alert_id, channel_id)
-    if not secret or not hmac.compare_digest(expected.encode(), signature.encode()):
+    secrets = [secret] if isinstance(secret, str) else [candidate for candidate in secret if candidate]
+    matches = [
+        hmac.compare_digest(
+            sign_mattermost_context(candidate, str(action), alert_id, channel_id).encode(), signature.encode()
+        )
+        for candidate in secrets
+        if candidate
+    ]
+    if not any(matches):
         raise InboundCallbackError(
             "invalid_signature", "Mattermost action signature does not match", status=403
         )
@@ -177,18 +189,18 @@ def verify_mattermost_action(body: Any, secret: str) -> MattermostAction:
 def _fields(message: OutboundMessage) -> list[dict[str, Any]]:
     group = message.group
     values = dict(field_values(message))
-    short = [
+    fields = [
         {"short": True, "title": label, "value": values[label]}
         for label in ("Team", "Category", "Status", "Severity", "Assignee", "Source")
     ]
-    short.append({"short": True, "title": "Alert ID", "value": alert_id_text(message)})
+    fields.append({"short": True, "title": "Alert ID", "value": alert_id_text(message)})
     if group is not None and group.alert_url:
-        short.append({"short": False, "title": "Open", "value": f"[Open alert]({group.alert_url})"})
+        fields.append({"short": False, "title": "Open", "value": f"[Open alert]({group.alert_url})"})
     if group is not None and group.event_link:
-        short.append(
+        fields.append(
             {"short": False, "title": "Source event", "value": f"[Open source event]({group.event_link})"}
         )
-    return short
+    return fields
 
 
 def _buttons(message: OutboundMessage, secret: str, action_url: str) -> list[dict[str, Any]]:

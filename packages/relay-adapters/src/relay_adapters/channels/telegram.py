@@ -20,7 +20,7 @@ from __future__ import annotations
 import hmac
 import html
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 import attrs
@@ -135,8 +135,13 @@ class TelegramCallback:
     channel_id: int
 
 
-def parse_callback_data(data: str, key: str) -> TelegramCallback:
+def parse_callback_data(data: str, key: str | Sequence[str | None]) -> TelegramCallback:
     """Check and read ``callback_data``.
+
+    Args:
+        data: The ``callback_query.data`` Telegram sent.
+        key: The signing key, or several candidates (``main.secret_key`` and the channel's
+            callback secret, see :func:`telegram_signing_key`); any one matching is enough.
 
     Raises:
         InboundCallbackError: 400 ``invalid_payload`` when malformed; 403 ``invalid_signature``
@@ -152,8 +157,15 @@ def parse_callback_data(data: str, key: str) -> TelegramCallback:
         raise InboundCallbackError(
             "invalid_payload", "callback data ids are not numbers", status=400
         ) from exc
-    expected = _signature(key, code, alert_text, channel_text)
-    if not key or not hmac.compare_digest(expected.encode(), signature.encode()):
+    keys = [key] if isinstance(key, str) else [candidate for candidate in key if candidate]
+    matches = [
+        hmac.compare_digest(
+            _signature(candidate, code, alert_text, channel_text).encode(), signature.encode()
+        )
+        for candidate in keys
+        if candidate
+    ]
+    if not any(matches):
         raise InboundCallbackError("invalid_signature", "callback data signature does not match", status=403)
     return TelegramCallback(code=code, action=CALLBACK_CODES[code], alert_id=alert_id, channel_id=channel_id)
 
@@ -346,7 +358,8 @@ class TelegramChannel:
         status = response.status_code
         if not_modified_ok and status == 400 and _NOT_MODIFIED in description.lower():
             return None
-        parameters = answer.get("parameters") if isinstance(answer.get("parameters"), dict) else {}
+        raw_parameters = answer.get("parameters")
+        parameters: dict[str, Any] = raw_parameters if isinstance(raw_parameters, dict) else {}
         retry_after = parameters.get("retry_after")
         if status == 429 or retry_after is not None:
             seconds = (

@@ -11,11 +11,20 @@ def api_controllers() -> list[Any]:
     from relay_server.controllers.auth import AuthController, ProfileController
     from relay_server.controllers.channels import ChannelsController
     from relay_server.controllers.groups import GroupMembershipsController, GroupsController
-    from relay_server.controllers.rotations import CalendarController, RotationItemsController, RotationsController
+    from relay_server.controllers.rotations import (
+        CalendarController,
+        RotationItemsController,
+        RotationsController,
+    )
     from relay_server.controllers.routes import RoutesController
     from relay_server.controllers.silences import CategoriesController, SilencesController
     from relay_server.controllers.teams import TeamMembershipsController, TeamsController
-    from relay_server.controllers.users import AdminUsersController, UsersController
+    from relay_server.controllers.users import (
+        AdminUsersController,
+        AuditLogsController,
+        PluginsController,
+        UsersController,
+    )
 
     return [
         AuthController,
@@ -24,6 +33,8 @@ def api_controllers() -> list[Any]:
         GroupMembershipsController,
         UsersController,
         AdminUsersController,
+        AuditLogsController,
+        PluginsController,
         TeamsController,
         TeamMembershipsController,
         RotationsController,

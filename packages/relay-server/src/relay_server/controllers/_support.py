@@ -15,13 +15,13 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from relay_adapters.settings import RelaySettings
 from relay_core.bootstrap import Relay
 from relay_core.domain import constants as c
 from relay_core.domain.model import AuditLog, User
 from relay_core.plugins.registry import PluginRegistry
 from relay_core.ports.storage import UnitOfWork
-
 from relay_server.auth import (
     CSRF_COOKIE,
     CSRF_HEADER,
@@ -43,8 +43,8 @@ from relay_server.errors import ApiError, not_found, validation_error
 T = TypeVar("T")
 
 MAX_LIMIT: Final = 1000
-SECRET_PLACEHOLDER: Final = "__RELAY_SECRET__"
-LEGACY_SECRET_PLACEHOLDER: Final = "__INCIDENTRELAY_SECRET__"
+SECRET_PLACEHOLDER: Final = "__RELAY_SECRET__"  # noqa: S105 - the mask shown instead of a secret
+LEGACY_SECRET_PLACEHOLDER: Final = "__INCIDENTRELAY_SECRET__"  # noqa: S105 - IncidentRelay's mask
 SLUG_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -62,10 +62,16 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.alerts_received = Counter(
-            "relay_alerts_received_total", "Intake items by source and outcome.", ["source", "outcome"], registry=r
+            "relay_alerts_received_total",
+            "Intake items by source and outcome.",
+            ["source", "outcome"],
+            registry=r,
         )
         self.intake_requests = Counter(
-            "relay_intake_requests_total", "Intake requests by source and status code.", ["source", "code"], registry=r
+            "relay_intake_requests_total",
+            "Intake requests by source and status code.",
+            ["source", "code"],
+            registry=r,
         )
         self.intake_duration = Histogram(
             "relay_intake_duration_seconds", "Intake request duration.", ["source"], registry=r
@@ -215,7 +221,8 @@ def parse_datetime(value: Any, loc: str, *, tz: dt.tzinfo = dt.UTC) -> dt.dateti
             parsed = dt.datetime.combine(day, dt.time())
     else:
         raise validation_error(
-            f"{loc.removeprefix('$.')} is required", [{"loc": loc, "message": "expected an ISO 8601 datetime"}]
+            f"{loc.removeprefix('$.')} is required",
+            [{"loc": loc, "message": "expected an ISO 8601 datetime"}],
         )
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         parsed = parsed.replace(tzinfo=tz)
@@ -280,7 +287,9 @@ def page(items: Sequence[T], limit: int, offset: int) -> list[T]:
 def check_name(name: str, loc: str = "$.name") -> str:
     name = name.strip()
     if not 2 <= len(name) <= 120:
-        raise validation_error("name must be 2–120 characters", [{"loc": loc, "message": "must be 2–120 characters"}])
+        raise validation_error(
+            "name must be 2–120 characters", [{"loc": loc, "message": "must be 2–120 characters"}]
+        )
     return name
 
 

@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
+
 from relay_core.domain import commands as cmd
 from relay_core.domain import constants as c
 from relay_core.domain.model import AlertGroup, Category, Channel, ExplainTrace, Notification, Team, User
 from relay_core.ports.storage import UnitOfWork
-
 from relay_server.auth import Access, load_access, require
 from relay_server.controllers._support import (
     SEVERITY_RANK,
@@ -124,7 +124,9 @@ async def serialize_group(group: AlertGroup, look: _Lookups, access: Access) -> 
     }
 
 
-async def _recipient(look: _Lookups, record: Notification, channel: Channel | None, access: Access) -> str | None:
+async def _recipient(
+    look: _Lookups, record: Notification, channel: Channel | None, access: Access
+) -> str | None:
     user = await look.user(record.recipient_user_id)
     if user is None:
         return channel.name if channel else None
@@ -205,7 +207,7 @@ Order = Literal["asc", "desc"]
 
 class AlertsController(Controller):
     path = "/api/alerts"
-    tags = ["alerts"]
+    tags = ("alerts",)
 
     @get("/", operation_id="ListAlerts")
     async def list_alerts(
@@ -243,7 +245,9 @@ class AlertsController(Controller):
         async with st.uow() as uow:
             access = await load_access(uow, principal.user)
             teams = await visible_teams(uow, access)
-            team_ids = [team_id] if team_id is not None and team_id in teams else [] if team_id else list(teams)
+            team_ids = (
+                [team_id] if team_id is not None and team_id in teams else [] if team_id else list(teams)
+            )
             where: dict[str, Any] = {"team_id__in": team_ids}
             if source:
                 where["source"] = source
@@ -270,7 +274,9 @@ class AlertsController(Controller):
                 groups = [g for g in groups if g.status in statuses]
             reverse = order == "desc"
             if sort == "severity":
-                groups.sort(key=lambda g: (-SEVERITY_RANK.get(g.severity, 99), g.last_seen_at, g.id), reverse=reverse)
+                groups.sort(
+                    key=lambda g: (-SEVERITY_RANK.get(g.severity, 99), g.last_seen_at, g.id), reverse=reverse
+                )
             elif sort == "created":
                 groups.sort(key=lambda g: (g.first_seen_at, g.id), reverse=reverse)
             else:
@@ -292,7 +298,9 @@ class AlertsController(Controller):
         }
 
     @get("/{group_id:int}", operation_id="GetAlert")
-    async def get_alert(self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int]) -> dict[str, Any]:
+    async def get_alert(
+        self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int]
+    ) -> dict[str, Any]:
         """One alert group with its child alerts, timeline, deliveries and traces."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -344,7 +352,8 @@ class AlertsController(Controller):
             body["deliveries"] = deliveries
             traces = await uow.traces.find(group_id=group.id)
             body["traces"] = [
-                {"trace_id": t.trace_id, "outcome": t.outcome, "started_at": iso(t.started_at)} for t in traces
+                {"trace_id": t.trace_id, "outcome": t.outcome, "started_at": iso(t.started_at)}
+                for t in traces
             ]
         return body
 
@@ -412,7 +421,9 @@ async def _act(
         if result.changed:
             st.metrics.acknowledgements.labels(via=via).inc()
     else:
-        result = await st.relay.handle(cmd.ResolveAlert(group_id=group_id, user_id=acting_for, via=via, comment=comment))
+        result = await st.relay.handle(
+            cmd.ResolveAlert(group_id=group_id, user_id=acting_for, via=via, comment=comment)
+        )
     async with st.uow() as uow:
         group = await uow.alert_groups.get(group_id)
         assert group is not None
@@ -447,10 +458,12 @@ async def _explain_trace(request: Request[Any, Any, Any], principal: Any, trace_
 
 class ExplainController(Controller):
     path = "/api"
-    tags = ["alerts"]
+    tags = ("alerts",)
 
     @get("/explain/{trace_id:str}", operation_id="GetExplainTrace")
-    async def get_trace(self, request: Request[Any, Any, Any], principal: Caller, trace_id: FromPath[str]) -> dict[str, Any]:
+    async def get_trace(
+        self, request: Request[Any, Any, Any], principal: Caller, trace_id: FromPath[str]
+    ) -> dict[str, Any]:
         """One explain trace by its id (the ``trace_id`` of an intake answer)."""
         return await _explain_trace(request, principal, trace_id)
 

@@ -10,14 +10,13 @@ import attrs
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.datastructures import Cookie
 from litestar.params import FromPath, JSONBody
+
 from relay_core.domain.model import ApiToken, User
 from relay_core.domain.rotation import load_timezone
-
 from relay_server.auth import (
     ALL_SCOPES,
     CSRF_COOKIE,
     PERSONAL_TOKEN_PREFIX,
-    Principal,
     bearer_token,
     check_password_rules,
     load_access,
@@ -75,23 +74,40 @@ def _session_cookies(st: ServerState, token: str, csrf: str, expires: dt.datetim
             max_age=max_age,
             path="/",
         ),
-        Cookie(key=CSRF_COOKIE, value=csrf, httponly=False, samesite="lax", secure=secure, max_age=max_age, path="/"),
+        Cookie(
+            key=CSRF_COOKIE,
+            value=csrf,
+            httponly=False,
+            samesite="lax",
+            secure=secure,
+            max_age=max_age,
+            path="/",
+        ),
     ]
 
 
-def _login_response(st: ServerState, user: User, access: Any, *, status: int = 200) -> Response[dict[str, Any]]:
+def _login_response(
+    st: ServerState, user: User, access: Any, *, status: int = 200
+) -> Response[dict[str, Any]]:
     token, expires, _jti = st.sessions.issue(user, st.now())
     csrf = secrets.token_urlsafe(24)
-    body = {"token": token, "expires_at": iso(expires), "user": serialize_self(user, access), "csrf_token": csrf}
+    body = {
+        "token": token,
+        "expires_at": iso(expires),
+        "user": serialize_self(user, access),
+        "csrf_token": csrf,
+    }
     return Response(body, status_code=status, cookies=_session_cookies(st, token, csrf, expires))
 
 
 class AuthController(Controller):
     path = "/api/auth"
-    tags = ["auth"]
+    tags = ("auth",)
 
     @post("/login", operation_id="Login", status_code=200, security=[])
-    async def login(self, request: Request[Any, Any, Any], data: JSONBody[LoginBody]) -> Response[dict[str, Any]]:
+    async def login(
+        self, request: Request[Any, Any, Any], data: JSONBody[LoginBody]
+    ) -> Response[dict[str, Any]]:
         """Log in with a username and password; sets the session cookie and returns a JWT."""
         st = server_state(request)
         now = st.now()
@@ -112,7 +128,9 @@ class AuthController(Controller):
                 st.throttle.failure(ip, data.username, now)
                 raise ApiError(401, "invalid_credentials", INVALID_CREDENTIALS)
             if user.password_hash and st.passwords.needs_rehash(user.password_hash):
-                user = await uow.users.update(attrs.evolve(user, password_hash=st.passwords.hash(data.password)))
+                user = await uow.users.update(
+                    attrs.evolve(user, password_hash=st.passwords.hash(data.password))
+                )
                 await uow.commit()
             access = await load_access(uow, user)
         st.throttle.success(data.username)
@@ -127,7 +145,9 @@ class AuthController(Controller):
         if token:
             claims = st.sessions.decode(token, now)
             if claims is not None:
-                st.sessions.revoke(str(claims["jti"]), dt.datetime.fromtimestamp(int(claims["exp"]), tz=dt.UTC), now)
+                st.sessions.revoke(
+                    str(claims["jti"]), dt.datetime.fromtimestamp(int(claims["exp"]), tz=dt.UTC), now
+                )
         response = Response({"logged_out": True}, status_code=200)
         response.delete_cookie(st.settings.auth.jwt_cookie_name, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")
@@ -140,7 +160,10 @@ class AuthController(Controller):
         async with st.uow() as uow:
             access = await load_access(uow, principal.user)
         body = serialize_self(principal.user, access)
-        body["auth"] = {"via": "api_token" if principal.token else "session", "scopes": list(principal.scopes or [])}
+        body["auth"] = {
+            "via": "api_token" if principal.token else "session",
+            "scopes": list(principal.scopes or []),
+        }
         return body
 
     @post("/change-password", operation_id="ChangePassword", status_code=200)
@@ -164,7 +187,9 @@ async def _change_password(
             raise ApiError(401, "invalid_credentials", "Current password is incorrect")
         user = await uow.users.update(
             attrs.evolve(
-                user, password_hash=st.passwords.hash(data.new_password), password_version=user.password_version + 1
+                user,
+                password_hash=st.passwords.hash(data.new_password),
+                password_version=user.password_version + 1,
             )
         )
         await audit(uow, st, principal, "user.change_password", "user", user.id, message="password changed")
@@ -190,7 +215,7 @@ def serialize_token(token: ApiToken) -> dict[str, Any]:
 
 class ProfileController(Controller):
     path = "/api/profile"
-    tags = ["profile"]
+    tags = ("profile",)
 
     @get("/", operation_id="GetProfile")
     async def get_profile(self, request: Request[Any, Any, Any], principal: Caller) -> dict[str, Any]:
@@ -216,7 +241,9 @@ class ProfileController(Controller):
                 if other is not None and other.id != user.id:
                     raise ApiError(409, "conflict", "email is already in use")
             user = await uow.users.update(attrs.evolve(user, **values))
-            await audit(uow, st, principal, "user.update_profile", "user", user.id, data={"fields": sorted(values)})
+            await audit(
+                uow, st, principal, "user.update_profile", "user", user.id, data={"fields": sorted(values)}
+            )
             await uow.commit()
             access = await load_access(uow, user)
         return serialize_self(user, access)
@@ -289,12 +316,16 @@ class ProfileController(Controller):
                     expires_at=expires,
                 )
             )
-            await audit(uow, st, principal, "api_token.create", "api_token", token.id, data={"scopes": scopes})
+            await audit(
+                uow, st, principal, "api_token.create", "api_token", token.id, data={"scopes": scopes}
+            )
             await uow.commit()
         return {**serialize_token(token), "token": fresh.raw}
 
     @delete("/tokens/{token_id:int}", operation_id="DeleteApiToken", status_code=200)
-    async def delete_token(self, request: Request[Any, Any, Any], principal: Caller, token_id: FromPath[int]) -> dict[str, Any]:
+    async def delete_token(
+        self, request: Request[Any, Any, Any], principal: Caller, token_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Revoke one of the caller's tokens."""
         st = server_state(request)
         async with st.uow() as uow:

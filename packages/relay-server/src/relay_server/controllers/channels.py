@@ -16,9 +16,9 @@ import cattrs
 import cattrs.preconf.json
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
+
 from relay_core.domain.model import Channel, Team
 from relay_core.ports.storage import UnitOfWork
-
 from relay_server.auth import Access, load_access, require
 from relay_server.controllers._support import (
     LEGACY_SECRET_PLACEHOLDER,
@@ -90,7 +90,9 @@ class ChannelType:
         if self.config_class is None or not attrs.has(self.config_class):
             return frozenset()
         return frozenset(
-            f.name for f in attrs.fields(self.config_class) if f.metadata.get("secret") is True or _secret_name(f.name)
+            f.name
+            for f in attrs.fields(self.config_class)
+            if f.metadata.get("secret") is True or _secret_name(f.name)
         )
 
 
@@ -135,7 +137,19 @@ def _json_schema(config_class: type[Any] | None, secret: frozenset[str]) -> dict
         kind = _JSON_TYPES.get(field.type) if isinstance(field.type, type) else None
         text = str(field.type)
         if kind is None:
-            kind = next((v for k, v in (("bool", "boolean"), ("int", "integer"), ("float", "number"), ("str", "string")) if text.startswith(k)), None)
+            kind = next(
+                (
+                    v
+                    for k, v in (
+                        ("bool", "boolean"),
+                        ("int", "integer"),
+                        ("float", "number"),
+                        ("str", "string"),
+                    )
+                    if text.startswith(k)
+                ),
+                None,
+            )
         if "tuple" in text or "list" in text or "Sequence" in text:
             kind = "array"
         elif "Mapping" in text or "dict" in text:
@@ -158,7 +172,7 @@ def validate_config(kind: ChannelType, config: Mapping[str, Any]) -> None:
     converter = cattrs.preconf.json.make_converter(forbid_extra_keys=True)
     try:
         converter.structure(payload, kind.config_class)
-    except Exception as exc:  # noqa: BLE001 - every structuring problem becomes a 400
+    except Exception as exc:
         if isinstance(exc, cattrs.BaseValidationError):
             messages = cattrs.transform_error(exc, path="$.config")
         else:
@@ -170,7 +184,9 @@ def validate_config(kind: ChannelType, config: Mapping[str, Any]) -> None:
         raise validation_error("invalid channel config", details) from None
 
 
-def serialize_channel(channel: Channel, kind: ChannelType | None, access: Access, team: Team | None) -> dict[str, Any]:
+def serialize_channel(
+    channel: Channel, kind: ChannelType | None, access: Access, team: Team | None
+) -> dict[str, Any]:
     marked = kind.secret_fields if kind else frozenset()
     can_write = access.can_manage(team) if team is not None else access.is_group_editor(channel.group_id)
     return {
@@ -186,7 +202,9 @@ def serialize_channel(channel: Channel, kind: ChannelType | None, access: Access
     }
 
 
-async def _channel(uow: UnitOfWork, access: Access, channel_id: int, *, write: bool = False) -> tuple[Channel, Team | None]:
+async def _channel(
+    uow: UnitOfWork, access: Access, channel_id: int, *, write: bool = False
+) -> tuple[Channel, Team | None]:
     channel = await uow.channels.get(channel_id)
     if channel is None:
         raise not_found("channel")
@@ -202,7 +220,7 @@ async def _channel(uow: UnitOfWork, access: Access, channel_id: int, *, write: b
 
 class ChannelsController(Controller):
     path = "/api/channels"
-    tags = ["channels"]
+    tags = ("channels",)
 
     @get("/types", operation_id="ListChannelTypes")
     async def list_types(self, request: Request[Any, Any, Any], principal: Caller) -> list[dict[str, Any]]:
@@ -251,7 +269,9 @@ class ChannelsController(Controller):
         return page(out, limit, offset)
 
     @post("/", operation_id="CreateChannel", status_code=201)
-    async def create_channel(self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[ChannelCreate]) -> dict[str, Any]:
+    async def create_channel(
+        self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[ChannelCreate]
+    ) -> dict[str, Any]:
         """Create a team channel (team manager) or a group-level channel (group editor)."""
         st = server_state(request)
         name = check_name(data.name)
@@ -259,10 +279,14 @@ class ChannelsController(Controller):
         kind = kinds.get(data.channel_type)
         if kind is None:
             raise validation_error(
-                "unknown channel type", [{"loc": "$.channel_type", "message": f"unknown channel type {data.channel_type!r}"}]
+                "unknown channel type",
+                [{"loc": "$.channel_type", "message": f"unknown channel type {data.channel_type!r}"}],
             )
         if data.team_id is None and data.group_id is None:
-            raise validation_error("team_id or group_id is required", [{"loc": "$.team_id", "message": "team_id or group_id is required"}])
+            raise validation_error(
+                "team_id or group_id is required",
+                [{"loc": "$.team_id", "message": "team_id or group_id is required"}],
+            )
         validate_config(kind, data.config)
         async with st.uow() as uow:
             access = await load_access(uow, principal.user)
@@ -272,7 +296,10 @@ class ChannelsController(Controller):
                 if team is None or not access.can_read_team(team):
                     raise not_found("team")
                 if data.group_id is not None and data.group_id != team.group_id:
-                    raise validation_error("group_id does not match the team", [{"loc": "$.group_id", "message": "must be the team's group"}])
+                    raise validation_error(
+                        "group_id does not match the team",
+                        [{"loc": "$.group_id", "message": "must be the team's group"}],
+                    )
                 require(access.can_manage(team), "Manager rights on the team are required")
                 group_id = team.group_id
             else:
@@ -293,15 +320,28 @@ class ChannelsController(Controller):
                     channel_type=data.channel_type,
                     config=dict(data.config),
                     enabled=data.enabled,
-                    callback_secret=secrets.token_urlsafe(32) if data.channel_type in CALLBACK_TYPES else None,
+                    callback_secret=secrets.token_urlsafe(32)
+                    if data.channel_type in CALLBACK_TYPES
+                    else None,
                 )
             )
-            await audit(uow, st, principal, "channel.create", "channel", channel.id, group_id=group_id, team_id=data.team_id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "channel.create",
+                "channel",
+                channel.id,
+                group_id=group_id,
+                team_id=data.team_id,
+            )
             await uow.commit()
         return serialize_channel(channel, kind, access, team)
 
     @get("/{channel_id:int}", operation_id="GetChannel")
-    async def get_channel(self, request: Request[Any, Any, Any], principal: Caller, channel_id: FromPath[int]) -> dict[str, Any]:
+    async def get_channel(
+        self, request: Request[Any, Any, Any], principal: Caller, channel_id: FromPath[int]
+    ) -> dict[str, Any]:
         """One channel (secrets masked)."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -311,7 +351,11 @@ class ChannelsController(Controller):
 
     @put("/{channel_id:int}", operation_id="UpdateChannel")
     async def update_channel(
-        self, request: Request[Any, Any, Any], principal: Caller, channel_id: FromPath[int], data: JSONBody[ChannelUpdate]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        channel_id: FromPath[int],
+        data: JSONBody[ChannelUpdate],
     ) -> dict[str, Any]:
         """Update a channel; secret placeholders keep the stored values."""
         st = server_state(request)
@@ -327,12 +371,24 @@ class ChannelsController(Controller):
                 if kind is not None:
                     validate_config(kind, values["config"])
             channel = await uow.channels.update(attrs.evolve(channel, **values))
-            await audit(uow, st, principal, "channel.update", "channel", channel.id, group_id=channel.group_id, team_id=channel.team_id, data={"fields": sorted(values)})
+            await audit(
+                uow,
+                st,
+                principal,
+                "channel.update",
+                "channel",
+                channel.id,
+                group_id=channel.group_id,
+                team_id=channel.team_id,
+                data={"fields": sorted(values)},
+            )
             await uow.commit()
         return serialize_channel(channel, kind, access, team)
 
     @delete("/{channel_id:int}", operation_id="DeleteChannel", status_code=200)
-    async def delete_channel(self, request: Request[Any, Any, Any], principal: Caller, channel_id: FromPath[int]) -> dict[str, Any]:
+    async def delete_channel(
+        self, request: Request[Any, Any, Any], principal: Caller, channel_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Soft-delete a channel and detach it from routes."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -342,8 +398,19 @@ class ChannelsController(Controller):
             for route in await uow.routes.find():
                 if channel.id in route.channel_ids:
                     await uow.routes.update(
-                        attrs.evolve(route, channel_ids=tuple(c for c in route.channel_ids if c != channel.id))
+                        attrs.evolve(
+                            route, channel_ids=tuple(c for c in route.channel_ids if c != channel.id)
+                        )
                     )
-            await audit(uow, st, principal, "channel.delete", "channel", channel.id, group_id=channel.group_id, team_id=channel.team_id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "channel.delete",
+                "channel",
+                channel.id,
+                group_id=channel.group_id,
+                team_id=channel.team_id,
+            )
             await uow.commit()
         return deleted(channel_id)

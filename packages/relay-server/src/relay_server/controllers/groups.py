@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import attrs
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
+
 from relay_core.domain.model import Group, GroupMembership, User
 from relay_core.ports.storage import UnitOfWork
-
 from relay_server.auth import Access, load_access, require
 from relay_server.controllers._support import (
     Caller,
@@ -34,7 +34,9 @@ def serialize_group(group: Group, access: Access) -> dict[str, Any]:
         "name": group.name,
         "description": group.description,
         "active": group.active,
-        "role": "admin" if access.is_admin and group.id not in access.group_roles else access.group_roles.get(group.id),
+        "role": "admin"
+        if access.is_admin and group.id not in access.group_roles
+        else access.group_roles.get(group.id),
         "permissions": {
             "can_read": access.can_read_group(group.id),
             "can_write": access.is_admin,
@@ -84,7 +86,7 @@ async def _deactivate_team_memberships(uow: UnitOfWork, user_id: int, group_id: 
 
 class GroupsController(Controller):
     path = "/api/groups"
-    tags = ["groups"]
+    tags = ("groups",)
 
     @get("/", operation_id="ListGroups")
     async def list_groups(
@@ -98,7 +100,9 @@ class GroupsController(Controller):
         return [serialize_group(g, access) for g in page(groups, limit, offset)]
 
     @post("/", operation_id="CreateGroup", status_code=201)
-    async def create_group(self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[GroupCreate]) -> dict[str, Any]:
+    async def create_group(
+        self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[GroupCreate]
+    ) -> dict[str, Any]:
         """Create a group (admin)."""
         st = server_state(request)
         name = check_name(data.name)
@@ -113,7 +117,9 @@ class GroupsController(Controller):
         return serialize_group(group, access)
 
     @get("/{group_id:int}", operation_id="GetGroup")
-    async def get_group(self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int]) -> dict[str, Any]:
+    async def get_group(
+        self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int]
+    ) -> dict[str, Any]:
         """One group."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -123,7 +129,11 @@ class GroupsController(Controller):
 
     @put("/{group_id:int}", operation_id="UpdateGroup")
     async def update_group(
-        self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int], data: JSONBody[GroupUpdate]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        group_id: FromPath[int],
+        data: JSONBody[GroupUpdate],
     ) -> dict[str, Any]:
         """Update a group (admin)."""
         st = server_state(request)
@@ -134,15 +144,30 @@ class GroupsController(Controller):
             access = await load_access(uow, principal.user)
             group = await readable_group(uow, access, group_id)
             require(access.is_admin, "Only administrators change groups")
-            if "slug" in values and values["slug"] != group.slug and await uow.groups.first(slug=values["slug"]):
+            if (
+                "slug" in values
+                and values["slug"] != group.slug
+                and await uow.groups.first(slug=values["slug"])
+            ):
                 raise ApiError(409, "conflict", "slug is already in use")
             group = await uow.groups.update(attrs.evolve(group, **values))
-            await audit(uow, st, principal, "group.update", "group", group.id, group_id=group.id, data={"fields": sorted(values)})
+            await audit(
+                uow,
+                st,
+                principal,
+                "group.update",
+                "group",
+                group.id,
+                group_id=group.id,
+                data={"fields": sorted(values)},
+            )
             await uow.commit()
         return serialize_group(group, access)
 
     @delete("/{group_id:int}", operation_id="DeleteGroup", status_code=200)
-    async def delete_group(self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int]) -> dict[str, Any]:
+    async def delete_group(
+        self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Soft-delete a group (admin)."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -187,18 +212,31 @@ class GroupsController(Controller):
             require(access.is_admin, "Only administrators add existing users to groups")
             user = await uow.users.get(data.user_id)
             if user is None:
-                raise ApiError(400, "validation_error", "user not found", details=[{"loc": "$.user_id", "message": "unknown user"}])
+                raise ApiError(
+                    400,
+                    "validation_error",
+                    "user not found",
+                    details=[{"loc": "$.user_id", "message": "unknown user"}],
+                )
             membership = await uow.group_memberships.add(
                 GroupMembership(user_id=user.id, group_id=group_id, role=data.role, active=data.active)
             )
-            await audit(uow, st, principal, "group_membership.create", "group_membership", membership.id, group_id=group_id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "group_membership.create",
+                "group_membership",
+                membership.id,
+                group_id=group_id,
+            )
             await uow.commit()
         return serialize_membership(membership, user, access)
 
 
 class GroupMembershipsController(Controller):
     path = "/api/groups/users"
-    tags = ["groups"]
+    tags = ("groups",)
 
     @put("/{membership_id:int}", operation_id="UpdateGroupUser")
     async def update_member(
@@ -218,7 +256,16 @@ class GroupMembershipsController(Controller):
             membership = await uow.group_memberships.update(attrs.evolve(membership, **values))
             if values.get("active") is False:
                 await _deactivate_team_memberships(uow, membership.user_id, membership.group_id)
-            await audit(uow, st, principal, "group_membership.update", "group_membership", membership.id, group_id=membership.group_id, data=values)
+            await audit(
+                uow,
+                st,
+                principal,
+                "group_membership.update",
+                "group_membership",
+                membership.id,
+                group_id=membership.group_id,
+                data=values,
+            )
             await uow.commit()
             return serialize_membership(membership, await uow.users.get(membership.user_id), access)
 
@@ -234,7 +281,15 @@ class GroupMembershipsController(Controller):
             require(access.is_admin, "Only administrators remove group memberships")
             await _deactivate_team_memberships(uow, membership.user_id, membership.group_id)
             await uow.group_memberships.delete(membership.id)
-            await audit(uow, st, principal, "group_membership.delete", "group_membership", membership.id, group_id=membership.group_id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "group_membership.delete",
+                "group_membership",
+                membership.id,
+                group_id=membership.group_id,
+            )
             await uow.commit()
         return deleted(membership_id)
 
@@ -253,7 +308,14 @@ class GroupMembershipsController(Controller):
                 raise ApiError(403, "permission_denied", "Only administrators disable administrators")
             membership = await uow.group_memberships.update(attrs.evolve(membership, active=False))
             await _deactivate_team_memberships(uow, membership.user_id, membership.group_id)
-            await audit(uow, st, principal, "group_membership.disable", "group_membership", membership.id, group_id=membership.group_id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "group_membership.disable",
+                "group_membership",
+                membership.id,
+                group_id=membership.group_id,
+            )
             await uow.commit()
             return serialize_membership(membership, target, access)
-

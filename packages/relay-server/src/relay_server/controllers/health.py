@@ -47,7 +47,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     try:
         async with st.uow() as uow:
             await uow.groups.first()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+    except Exception as exc:
         log.warning("relay.readyz.database_unavailable exception=%s", type(exc).__name__)
         return Response({"status": "not_ready", "database": "unavailable", **body}, status_code=503)
     return Response({"status": "ready", "database": "ok", **body}, status_code=200)
@@ -70,7 +70,12 @@ async def version(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Relay version, Python version and database kind."""
     st = server_state(request)
     database = "postgresql" if st.settings.is_postgres else "memory" if st.settings.is_memory else "sqlite"
-    return {"version": package_version(), "commit": "unknown", "python": platform.python_version(), "database": database}
+    return {
+        "version": package_version(),
+        "commit": "unknown",
+        "python": platform.python_version(),
+        "database": database,
+    }
 
 
 @get("/api/openapi.json", include_in_schema=False, sync_to_thread=False)

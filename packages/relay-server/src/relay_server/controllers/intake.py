@@ -20,17 +20,17 @@ from litestar import Request, Response, route
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
+
 from relay_core.domain.errors import IntakeValidationError, RelayError, StorageUnavailable
 from relay_core.domain.intake import InvalidJson
 from relay_core.plugins.registry import PluginRegistry
 from relay_core.services.results import intake_status_code
-
 from relay_server.auth import hashes_equal, scope_satisfied, sha256_hex
 from relay_server.controllers._support import ServerState, server_state
 from relay_server.errors import RETRY_AFTER_SECONDS, STORAGE_UNAVAILABLE_MESSAGE, error_response
 
-TOKEN_REQUIRED: Final = "Route intake token is required"
-TOKEN_INVALID: Final = "Route intake token is invalid"
+TOKEN_REQUIRED: Final = "Route intake token is required"  # noqa: S105 - a message
+TOKEN_INVALID: Final = "Route intake token is invalid"  # noqa: S105 - a message
 INTAKE_SCOPE: Final = "alerts:write"
 
 
@@ -142,7 +142,9 @@ async def ingest_request(request: Request[Any, Any, Any], source_name: str, sour
     return response
 
 
-async def _ingest(request: Request[Any, Any, Any], st: ServerState, source_name: str, source: Any) -> Response[Any]:
+async def _ingest(
+    request: Request[Any, Any, Any], st: ServerState, source_name: str, source: Any
+) -> Response[Any]:
     limit = st.settings.server.intake_max_body_bytes
     try:
         body = await request.body()
@@ -151,7 +153,9 @@ async def _ingest(request: Request[Any, Any, Any], st: ServerState, source_name:
             error_response(413, "payload_too_large", f"request body exceeds {limit} bytes"), "invalid"
         ) from None
     if len(body) > limit:  # a handler-level limit may be missing when mounted elsewhere
-        raise _Rejected(error_response(413, "payload_too_large", f"request body exceeds {limit} bytes"), "invalid")
+        raise _Rejected(
+            error_response(413, "payload_too_large", f"request body exceeds {limit} bytes"), "invalid"
+        )
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
         creds = await _authenticate(st, headers)
@@ -214,7 +218,9 @@ def _pascal(name: str) -> str:
 
 _RESPONSES: Final = {
     200: ResponseSpec(data_container=list[dict[str, Any]], description="Every item completed"),
-    202: ResponseSpec(data_container=list[dict[str, Any]], description="Nothing failed and nothing completed"),
+    202: ResponseSpec(
+        data_container=list[dict[str, Any]], description="Nothing failed and nothing completed"
+    ),
     207: ResponseSpec(data_container=list[dict[str, Any]], description="Some items failed"),
     400: ResponseSpec(data_container=dict[str, Any], description="Invalid body, or every item failed"),
     401: ResponseSpec(data_container=dict[str, Any], description="Missing or invalid intake token"),
@@ -225,11 +231,15 @@ _RESPONSES: Final = {
 }
 
 
-def _handler(source_name: str, source: Any, path: str, methods: list[str], limit: int, alias: bool) -> HTTPRouteHandler:
+def _handler(
+    source_name: str, source: Any, path: str, methods: list[str], limit: int, alias: bool
+) -> HTTPRouteHandler:
     async def handler(request: Request[Any, Any, Any]) -> Response[Any]:
         return await ingest_request(request, source_name, source)
 
-    handler.__doc__ = f"Receive alerts from {source_name} (route intake token or API token with alerts:write)."
+    handler.__doc__ = (
+        f"Receive alerts from {source_name} (route intake token or API token with alerts:write)."
+    )
     operation = f"Ingest{_pascal(source_name)}" + (_pascal(path) + "Alias" if alias else "")
 
     def operation_id(_handler: Any, http_method: Any, _components: Any) -> str:

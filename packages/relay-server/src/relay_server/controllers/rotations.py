@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import attrs
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
+
 from relay_core.domain.errors import ValidationError
 from relay_core.domain.model import Rotation, RotationLayer, RotationMember, RotationOverride, Team, User
 from relay_core.domain.rotation import (
@@ -18,7 +19,6 @@ from relay_core.domain.rotation import (
     validate_rotation,
 )
 from relay_core.ports.storage import UnitOfWork
-
 from relay_server.auth import Access, load_access, require
 from relay_server.controllers._support import (
     Caller,
@@ -107,7 +107,9 @@ def serialize_override(o: RotationOverride, user: User | None, now: dt.datetime)
     }
 
 
-async def _rotation(uow: UnitOfWork, access: Access, rotation_id: int, *, manage: bool = False) -> tuple[Rotation, Team]:
+async def _rotation(
+    uow: UnitOfWork, access: Access, rotation_id: int, *, manage: bool = False
+) -> tuple[Rotation, Team]:
     rotation = await uow.rotations.get(rotation_id)
     team = await uow.teams.get(rotation.team_id) if rotation else None
     if rotation is None or team is None or not access.can_read_team(team):
@@ -133,7 +135,11 @@ async def _renumber(uow: UnitOfWork, rotation_id: int, ordered: list[RotationMem
             await uow.rotation_members.update(attrs.evolve(member, position=offset + i))
     out = []
     for i, member in enumerate(ordered):
-        out.append(await uow.rotation_members.update(attrs.evolve(member, position=i)) if member.position != i else member)
+        out.append(
+            await uow.rotation_members.update(attrs.evolve(member, position=i))
+            if member.position != i
+            else member
+        )
     return out
 
 
@@ -155,7 +161,7 @@ def _validated(rotation: Rotation, duration: int | None) -> Rotation:
 
 class RotationsController(Controller):
     path = "/api/rotations"
-    tags = ["rotations"]
+    tags = ("rotations",)
 
     @get("/", operation_id="ListRotations")
     async def list_rotations(
@@ -193,7 +199,9 @@ class RotationsController(Controller):
                 interval_value=data.interval_value,
                 interval_unit=data.interval_unit,
                 handoff_time=data.handoff_time,
-                handoff_weekday=0 if data.rotation_type == "weekly" and data.handoff_weekday is None else data.handoff_weekday,
+                handoff_weekday=0
+                if data.rotation_type == "weekly" and data.handoff_weekday is None
+                else data.handoff_weekday,
                 timezone=data.timezone,
                 reminder_interval_seconds=data.reminder_interval_seconds,
                 enabled=data.enabled,
@@ -211,14 +219,27 @@ class RotationsController(Controller):
                 memberships = await uow.team_memberships.find(team_id=team.id, active=True)
                 for position, tm in enumerate(memberships):
                     await uow.rotation_members.add(
-                        RotationMember(rotation_id=rotation.id, layer_id=layer.id, user_id=tm.user_id, position=position)
+                        RotationMember(
+                            rotation_id=rotation.id, layer_id=layer.id, user_id=tm.user_id, position=position
+                        )
                     )
-            await audit(uow, st, principal, "rotation.create", "rotation", rotation.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "rotation.create",
+                "rotation",
+                rotation.id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return serialize_rotation(rotation, team, access)
 
     @get("/{rotation_id:int}", operation_id="GetRotation")
-    async def get_rotation(self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]) -> dict[str, Any]:
+    async def get_rotation(
+        self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]
+    ) -> dict[str, Any]:
         """One rotation."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -228,7 +249,11 @@ class RotationsController(Controller):
 
     @put("/{rotation_id:int}", operation_id="UpdateRotation")
     async def update_rotation(
-        self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int], data: JSONBody[RotationUpdate]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        rotation_id: FromPath[int],
+        data: JSONBody[RotationUpdate],
     ) -> dict[str, Any]:
         """Update a rotation (team manager); omitted fields keep their values."""
         st = server_state(request)
@@ -249,13 +274,27 @@ class RotationsController(Controller):
                 values["start_at"] = parse_datetime(values["start_at"], "$.start_at", tz=tz)
             rotation = _validated(attrs.evolve(rotation, **values), duration)
             rotation = await uow.rotations.update(rotation)
-            await audit(uow, st, principal, "rotation.update", "rotation", rotation.id, group_id=team.group_id, team_id=team.id, data={"fields": sorted(values)})
+            await audit(
+                uow,
+                st,
+                principal,
+                "rotation.update",
+                "rotation",
+                rotation.id,
+                group_id=team.group_id,
+                team_id=team.id,
+                data={"fields": sorted(values)},
+            )
             await uow.commit()
         return serialize_rotation(rotation, team, access)
 
     @put("/{rotation_id:int}/enabled", operation_id="SetRotationEnabled")
     async def set_enabled(
-        self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int], data: JSONBody[EnabledBody]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        rotation_id: FromPath[int],
+        data: JSONBody[EnabledBody],
     ) -> dict[str, Any]:
         """Enable or disable a rotation."""
         st = server_state(request)
@@ -263,12 +302,23 @@ class RotationsController(Controller):
             access = await load_access(uow, principal.user)
             rotation, team = await _rotation(uow, access, rotation_id, manage=True)
             rotation = await uow.rotations.update(attrs.evolve(rotation, enabled=data.enabled))
-            await audit(uow, st, principal, "rotation.enable" if data.enabled else "rotation.disable", "rotation", rotation.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "rotation.enable" if data.enabled else "rotation.disable",
+                "rotation",
+                rotation.id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return serialize_rotation(rotation, team, access)
 
     @delete("/{rotation_id:int}", operation_id="DeleteRotation", status_code=200)
-    async def delete_rotation(self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]) -> dict[str, Any]:
+    async def delete_rotation(
+        self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Soft-delete a rotation; routes using it lose their rotation."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -281,12 +331,23 @@ class RotationsController(Controller):
                 await uow.overrides.delete(override.id)
             for route in await uow.routes.find(rotation_id=rotation.id):
                 await uow.routes.update(attrs.evolve(route, rotation_id=None))
-            await audit(uow, st, principal, "rotation.delete", "rotation", rotation.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "rotation.delete",
+                "rotation",
+                rotation.id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return deleted(rotation_id)
 
     @get("/{rotation_id:int}/members", operation_id="ListRotationMembers")
-    async def list_members(self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]) -> list[dict[str, Any]]:
+    async def list_members(
+        self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]
+    ) -> list[dict[str, Any]]:
         """Members in position order."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -315,18 +376,34 @@ class RotationsController(Controller):
             layer = await _default_layer(uow, rotation)
             position = len(members) if data.position is None else min(data.position, len(members))
             member = await uow.rotation_members.add(
-                RotationMember(rotation_id=rotation.id, layer_id=layer.id, user_id=user.id, position=100_000 + len(members))
+                RotationMember(
+                    rotation_id=rotation.id,
+                    layer_id=layer.id,
+                    user_id=user.id,
+                    position=100_000 + len(members),
+                )
             )
             ordered = [*members]
             ordered.insert(position, member)
             ordered = await _renumber(uow, rotation.id, ordered)
             member = next(m for m in ordered if m.id == member.id)
-            await audit(uow, st, principal, "rotation_member.create", "rotation_member", member.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "rotation_member.create",
+                "rotation_member",
+                member.id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return serialize_member(member, user)
 
     @get("/{rotation_id:int}/eligible-users", operation_id="ListRotationEligibleUsers")
-    async def eligible_users(self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]) -> list[dict[str, Any]]:
+    async def eligible_users(
+        self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]
+    ) -> list[dict[str, Any]]:
         """Active team members who are not yet members of the rotation."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -342,7 +419,11 @@ class RotationsController(Controller):
 
     @get("/{rotation_id:int}/oncall", operation_id="GetRotationOncall")
     async def oncall(
-        self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int], at: DateParam = None
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        rotation_id: FromPath[int],
+        at: DateParam = None,
     ) -> dict[str, Any]:
         """Who is on call at ``at`` (default now) and why."""
         st = server_state(request)
@@ -405,7 +486,10 @@ class RotationsController(Controller):
             starts = parse_datetime(data.starts_at, "$.starts_at", tz=tz)
             ends = parse_datetime(data.ends_at, "$.ends_at", tz=tz)
             if ends <= starts:
-                raise validation_error("ends_at must be after starts_at", [{"loc": "$.ends_at", "message": "must be after starts_at"}])
+                raise validation_error(
+                    "ends_at must be after starts_at",
+                    [{"loc": "$.ends_at", "message": "must be after starts_at"}],
+                )
             user = await _active_team_member(uow, team, data.user_id)
             override = await uow.overrides.add(
                 RotationOverride(
@@ -418,14 +502,23 @@ class RotationsController(Controller):
                     created_at=st.now(),
                 )
             )
-            await audit(uow, st, principal, "rotation_override.create", "rotation_override", override.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "rotation_override.create",
+                "rotation_override",
+                override.id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return serialize_override(override, user, st.now())
 
 
 class RotationItemsController(Controller):
     path = "/api/rotations"
-    tags = ["rotations"]
+    tags = ("rotations",)
 
     @put("/members/{member_id:int}", operation_id="UpdateRotationMember")
     async def update_member(
@@ -454,12 +547,24 @@ class RotationItemsController(Controller):
                 ordered.insert(min(values["position"], len(ordered)), current)
                 ordered = await _renumber(uow, rotation.id, ordered)
                 current = next(m for m in ordered if m.id == current.id)
-            await audit(uow, st, principal, "rotation_member.update", "rotation_member", member_id, group_id=team.group_id, team_id=team.id, data=values)
+            await audit(
+                uow,
+                st,
+                principal,
+                "rotation_member.update",
+                "rotation_member",
+                member_id,
+                group_id=team.group_id,
+                team_id=team.id,
+                data=values,
+            )
             await uow.commit()
             return serialize_member(current, await uow.users.get(current.user_id))
 
     @delete("/members/{member_id:int}", operation_id="DeleteRotationMember", status_code=200)
-    async def delete_member(self, request: Request[Any, Any, Any], principal: Caller, member_id: FromPath[int]) -> dict[str, Any]:
+    async def delete_member(
+        self, request: Request[Any, Any, Any], principal: Caller, member_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Remove a member; positions are renumbered."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -471,12 +576,23 @@ class RotationItemsController(Controller):
             await uow.rotation_members.delete(member_id)
             rest = await uow.rotation_members.find(rotation_id=rotation.id, order_by="position")
             await _renumber(uow, rotation.id, rest)
-            await audit(uow, st, principal, "rotation_member.delete", "rotation_member", member_id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "rotation_member.delete",
+                "rotation_member",
+                member_id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return deleted(member_id)
 
     @delete("/overrides/{override_id:int}", operation_id="DeleteRotationOverride", status_code=200)
-    async def delete_override(self, request: Request[Any, Any, Any], principal: Caller, override_id: FromPath[int]) -> dict[str, Any]:
+    async def delete_override(
+        self, request: Request[Any, Any, Any], principal: Caller, override_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Delete an override."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -486,14 +602,23 @@ class RotationItemsController(Controller):
                 raise not_found("rotation override")
             _rotation_row, team = await _rotation(uow, access, override.rotation_id, manage=True)
             await uow.overrides.delete(override_id)
-            await audit(uow, st, principal, "rotation_override.delete", "rotation_override", override_id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "rotation_override.delete",
+                "rotation_override",
+                override_id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return deleted(override_id)
 
 
 class CalendarController(Controller):
     path = "/api/calendar"
-    tags = ["calendar"]
+    tags = ("calendar",)
 
     @get("/", operation_id="GetCalendar")
     async def calendar(
@@ -508,7 +633,8 @@ class CalendarController(Controller):
         """On-call segments of every enabled rotation in scope, sorted by start (S4.7)."""
         if team_id is None and rotation_id is None:
             raise validation_error(
-                "team_id or rotation_id is required", [{"loc": "query.team_id", "message": "team_id or rotation_id is required"}]
+                "team_id or rotation_id is required",
+                [{"loc": "query.team_id", "message": "team_id or rotation_id is required"}],
             )
         st = server_state(request)
         async with st.uow() as uow:
@@ -536,7 +662,9 @@ class CalendarController(Controller):
                 layer = await uow.rotation_layers.first(rotation_id=rotation.id)
                 members = await uow.rotation_members.find(rotation_id=rotation.id)
                 overrides = await uow.overrides.find(rotation_id=rotation.id)
-                segments = calendar_segments(rotation, members, overrides, lo, hi, layer_id=layer.id if layer else None)
+                segments = calendar_segments(
+                    rotation, members, overrides, lo, hi, layer_id=layer.id if layer else None
+                )
                 for seg in segments:
                     user = await uow.users.get(seg.user_id)
                     events.append(

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import attrs
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
+
 from relay_core.domain.errors import ValidationError
 from relay_core.domain.matchers import normalize_matchers
 from relay_core.domain.model import Route, Team
 from relay_core.ports.storage import UnitOfWork
-
 from relay_server.auth import ROUTE_TOKEN_PREFIX, Access, load_access, new_token, require
 from relay_server.controllers._support import (
     Caller,
@@ -60,7 +60,9 @@ def serialize_route(st: ServerState, route: Route, team: Team, access: Access) -
     }
 
 
-async def _route(uow: UnitOfWork, access: Access, route_id: int, *, manage: bool = False) -> tuple[Route, Team]:
+async def _route(
+    uow: UnitOfWork, access: Access, route_id: int, *, manage: bool = False
+) -> tuple[Route, Team]:
     route = await uow.routes.get(route_id)
     team = await uow.teams.get(route.team_id) if route else None
     if route is None or team is None or not access.can_read_team(team):
@@ -97,7 +99,7 @@ async def _check_references(
             details.append(
                 {
                     "loc": f"$.channel_ids[{index}]",
-                    "message": "channel must belong to the route's team or be a group-level channel of its group",
+                    "message": "channel must belong to the route's team or be a group-level channel of its group",  # noqa: E501
                 }
             )
     if category_id is not None:
@@ -125,7 +127,7 @@ async def _unique_name(uow: UnitOfWork, team_id: int, name: str, exclude: int = 
 
 class RoutesController(Controller):
     path = "/api/routes"
-    tags = ["routes"]
+    tags = ("routes",)
 
     @get("/", operation_id="ListRoutes")
     async def list_routes(
@@ -145,7 +147,9 @@ class RoutesController(Controller):
         return [serialize_route(st, r, teams[r.team_id], access) for r in page(routes, limit, offset)]
 
     @post("/", operation_id="CreateRoute", status_code=201)
-    async def create_route(self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[RouteCreate]) -> dict[str, Any]:
+    async def create_route(
+        self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[RouteCreate]
+    ) -> dict[str, Any]:
         """Create a route (team manager); its raw ``intake_token`` is returned only here."""
         st = server_state(request)
         name = check_name(data.name)
@@ -182,12 +186,16 @@ class RoutesController(Controller):
                     enabled=data.enabled,
                 )
             )
-            await audit(uow, st, principal, "route.create", "route", route.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow, st, principal, "route.create", "route", route.id, group_id=team.group_id, team_id=team.id
+            )
             await uow.commit()
         return {**serialize_route(st, route, team, access), "intake_token": token.raw}
 
     @get("/{route_id:int}", operation_id="GetRoute")
-    async def get_route(self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int]) -> dict[str, Any]:
+    async def get_route(
+        self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int]
+    ) -> dict[str, Any]:
         """One route (never its token)."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -197,7 +205,11 @@ class RoutesController(Controller):
 
     @put("/{route_id:int}", operation_id="UpdateRoute")
     async def update_route(
-        self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int], data: JSONBody[RouteUpdate]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        route_id: FromPath[int],
+        data: JSONBody[RouteUpdate],
     ) -> dict[str, Any]:
         """Update a route (team manager); omitted fields keep their values."""
         st = server_state(request)
@@ -226,24 +238,40 @@ class RoutesController(Controller):
             )
             await _unique_name(uow, team.id, updated.name, exclude=route.id)
             route = await uow.routes.update(updated)
-            await audit(uow, st, principal, "route.update", "route", route.id, group_id=team.group_id, team_id=team.id, data={"fields": sorted(values)})
+            await audit(
+                uow,
+                st,
+                principal,
+                "route.update",
+                "route",
+                route.id,
+                group_id=team.group_id,
+                team_id=team.id,
+                data={"fields": sorted(values)},
+            )
             await uow.commit()
         return serialize_route(st, route, team, access)
 
     @delete("/{route_id:int}", operation_id="DeleteRoute", status_code=200)
-    async def delete_route(self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int]) -> dict[str, Any]:
+    async def delete_route(
+        self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Soft-delete a route; its intake token stops working."""
         st = server_state(request)
         async with st.uow() as uow:
             access = await load_access(uow, principal.user)
             route, team = await _route(uow, access, route_id, manage=True)
             await uow.routes.update(attrs.evolve(route, deleted_at=st.now()))
-            await audit(uow, st, principal, "route.delete", "route", route.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow, st, principal, "route.delete", "route", route.id, group_id=team.group_id, team_id=team.id
+            )
             await uow.commit()
         return deleted(route_id)
 
     @post("/{route_id:int}/intake-token", operation_id="RegenerateRouteIntakeToken", status_code=200)
-    async def regenerate_token(self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int]) -> dict[str, Any]:
+    async def regenerate_token(
+        self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Issue a new intake token; the old one stops working in the same transaction."""
         st = server_state(request)
         token = new_token(ROUTE_TOKEN_PREFIX)
@@ -253,7 +281,16 @@ class RoutesController(Controller):
             route = await uow.routes.update(
                 attrs.evolve(route, intake_token_hash=token.hash, intake_token_prefix=token.prefix)
             )
-            await audit(uow, st, principal, "route.intake_token", "route", route.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "route.intake_token",
+                "route",
+                route.id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return {**serialize_route(st, route, team, access), "intake_token": token.raw}
 
@@ -270,7 +307,11 @@ class RoutesController(Controller):
 
     @post("/{route_id:int}/channels/{channel_id:int}", operation_id="AddRouteChannel", status_code=200)
     async def add_channel(
-        self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int], channel_id: FromPath[int]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        route_id: FromPath[int],
+        channel_id: FromPath[int],
     ) -> dict[str, Any]:
         """Attach one channel to the route."""
         return await _update_channels(
@@ -279,10 +320,16 @@ class RoutesController(Controller):
 
     @delete("/{route_id:int}/channels/{channel_id:int}", operation_id="RemoveRouteChannel", status_code=200)
     async def remove_channel(
-        self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int], channel_id: FromPath[int]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        route_id: FromPath[int],
+        channel_id: FromPath[int],
     ) -> dict[str, Any]:
         """Detach one channel from the route."""
-        return await _update_channels(request, principal, route_id, lambda old: [c for c in old if c != channel_id])
+        return await _update_channels(
+            request, principal, route_id, lambda old: [c for c in old if c != channel_id]
+        )
 
 
 async def _update_channels(
@@ -294,10 +341,25 @@ async def _update_channels(
         route, team = await _route(uow, access, route_id, manage=True)
         channel_ids = list(change(list(route.channel_ids)))
         await _check_references(
-            st, uow, team, source=route.source, rotation_id=route.rotation_id, channel_ids=channel_ids, category_id=route.category_id
+            st,
+            uow,
+            team,
+            source=route.source,
+            rotation_id=route.rotation_id,
+            channel_ids=channel_ids,
+            category_id=route.category_id,
         )
         route = await uow.routes.update(attrs.evolve(route, channel_ids=tuple(channel_ids)))
-        await audit(uow, st, principal, "route.channels", "route", route.id, group_id=team.group_id, team_id=team.id, data={"channel_ids": channel_ids})
+        await audit(
+            uow,
+            st,
+            principal,
+            "route.channels",
+            "route",
+            route.id,
+            group_id=team.group_id,
+            team_id=team.id,
+            data={"channel_ids": channel_ids},
+        )
         await uow.commit()
     return serialize_route(st, route, team, access)
-

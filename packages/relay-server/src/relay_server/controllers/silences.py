@@ -8,12 +8,12 @@ from typing import Annotated, Any, Literal
 import attrs
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
+
 from relay_core.domain.errors import ValidationError
 from relay_core.domain.model import Category, Silence, Team
 from relay_core.domain.silences import SILENCE_EXPIRED, silence_status, validate_silence
 from relay_core.ports.storage import UnitOfWork
 from relay_core.services.intake import ensure_builtin_categories
-
 from relay_server.auth import Access, load_access, require
 from relay_server.controllers._support import (
     Caller,
@@ -61,11 +61,15 @@ def _validated(silence: Silence) -> Silence:
     try:
         return validate_silence(silence)
     except ValidationError as exc:
-        details = [{**d, "loc": d["loc"] if str(d["loc"]).startswith("$") else f"$.{d['loc']}"} for d in exc.details]
+        details = [
+            {**d, "loc": d["loc"] if str(d["loc"]).startswith("$") else f"$.{d['loc']}"} for d in exc.details
+        ]
         raise validation_error(exc.message, details) from None
 
 
-async def _silence(uow: UnitOfWork, access: Access, silence_id: int, *, manage: bool = False) -> tuple[Silence, Team]:
+async def _silence(
+    uow: UnitOfWork, access: Access, silence_id: int, *, manage: bool = False
+) -> tuple[Silence, Team]:
     silence = await uow.silences.get(silence_id)
     team = await uow.teams.get(silence.team_id) if silence else None
     if silence is None or team is None or not access.can_read_team(team):
@@ -80,7 +84,7 @@ SilenceStatus = Literal["active", "scheduled", "expired", "disabled"]
 
 class SilencesController(Controller):
     path = "/api/silences"
-    tags = ["silences"]
+    tags = ("silences",)
 
     @get("/", operation_id="ListSilences")
     async def list_silences(
@@ -112,7 +116,9 @@ class SilencesController(Controller):
         return page(out, limit, offset)
 
     @post("/", operation_id="CreateSilence", status_code=201)
-    async def create_silence(self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[SilenceCreate]) -> dict[str, Any]:
+    async def create_silence(
+        self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[SilenceCreate]
+    ) -> dict[str, Any]:
         """Create a silence (team manager)."""
         st = server_state(request)
         starts = parse_datetime(data.starts_at, "$.starts_at")
@@ -135,12 +141,23 @@ class SilencesController(Controller):
             access = await load_access(uow, principal.user)
             team = await managed_team(uow, access, data.team_id)
             silence = await uow.silences.add(silence)
-            await audit(uow, st, principal, "silence.create", "silence", silence.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "silence.create",
+                "silence",
+                silence.id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return serialize_silence(silence, team, access, st.now())
 
     @get("/{silence_id:int}", operation_id="GetSilence")
-    async def get_silence(self, request: Request[Any, Any, Any], principal: Caller, silence_id: FromPath[int]) -> dict[str, Any]:
+    async def get_silence(
+        self, request: Request[Any, Any, Any], principal: Caller, silence_id: FromPath[int]
+    ) -> dict[str, Any]:
         """One silence."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -150,7 +167,11 @@ class SilencesController(Controller):
 
     @put("/{silence_id:int}", operation_id="UpdateSilence")
     async def update_silence(
-        self, request: Request[Any, Any, Any], principal: Caller, silence_id: FromPath[int], data: JSONBody[SilenceUpdate]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        silence_id: FromPath[int],
+        data: JSONBody[SilenceUpdate],
     ) -> dict[str, Any]:
         """Update a silence (team manager); the lifecycle job applies and releases it."""
         st = server_state(request)
@@ -162,19 +183,40 @@ class SilencesController(Controller):
             access = await load_access(uow, principal.user)
             silence, team = await _silence(uow, access, silence_id, manage=True)
             silence = await uow.silences.update(_validated(attrs.evolve(silence, **values)))
-            await audit(uow, st, principal, "silence.update", "silence", silence.id, group_id=team.group_id, team_id=team.id, data={"fields": sorted(values)})
+            await audit(
+                uow,
+                st,
+                principal,
+                "silence.update",
+                "silence",
+                silence.id,
+                group_id=team.group_id,
+                team_id=team.id,
+                data={"fields": sorted(values)},
+            )
             await uow.commit()
         return serialize_silence(silence, team, access, st.now())
 
     @delete("/{silence_id:int}", operation_id="DeleteSilence", status_code=200)
-    async def delete_silence(self, request: Request[Any, Any, Any], principal: Caller, silence_id: FromPath[int]) -> dict[str, Any]:
+    async def delete_silence(
+        self, request: Request[Any, Any, Any], principal: Caller, silence_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Soft-delete a silence; the lifecycle job releases what it muted."""
         st = server_state(request)
         async with st.uow() as uow:
             access = await load_access(uow, principal.user)
             silence, team = await _silence(uow, access, silence_id, manage=True)
             await uow.silences.update(attrs.evolve(silence, deleted_at=st.now()))
-            await audit(uow, st, principal, "silence.delete", "silence", silence.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "silence.delete",
+                "silence",
+                silence.id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return deleted(silence_id)
 
@@ -214,7 +256,7 @@ async def _category(uow: UnitOfWork, access: Access, category_id: int, *, write:
 
 class CategoriesController(Controller):
     path = "/api/categories"
-    tags = ["categories"]
+    tags = ("categories",)
 
     @get("/", operation_id="ListCategories")
     async def list_categories(
@@ -240,7 +282,9 @@ class CategoriesController(Controller):
         return [serialize_category(cat, access) for cat in page(rows, limit, offset)]
 
     @post("/", operation_id="CreateCategory", status_code=201)
-    async def create_category(self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[CategoryCreate]) -> dict[str, Any]:
+    async def create_category(
+        self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[CategoryCreate]
+    ) -> dict[str, Any]:
         """Create a category in a group (group editor)."""
         st = server_state(request)
         name = check_name(data.name)
@@ -269,7 +313,9 @@ class CategoriesController(Controller):
         return serialize_category(category, access)
 
     @get("/{category_id:int}", operation_id="GetCategory")
-    async def get_category(self, request: Request[Any, Any, Any], principal: Caller, category_id: FromPath[int]) -> dict[str, Any]:
+    async def get_category(
+        self, request: Request[Any, Any, Any], principal: Caller, category_id: FromPath[int]
+    ) -> dict[str, Any]:
         """One category."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -279,7 +325,11 @@ class CategoriesController(Controller):
 
     @put("/{category_id:int}", operation_id="UpdateCategory")
     async def update_category(
-        self, request: Request[Any, Any, Any], principal: Caller, category_id: FromPath[int], data: JSONBody[CategoryUpdate]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        category_id: FromPath[int],
+        data: JSONBody[CategoryUpdate],
     ) -> dict[str, Any]:
         """Update a category (group editor; built-ins: admin, slug fixed)."""
         st = server_state(request)
@@ -290,18 +340,31 @@ class CategoriesController(Controller):
             access = await load_access(uow, principal.user)
             category = await _category(uow, access, category_id, write=True)
             if category.group_id is None and "slug" in values and values["slug"] != category.slug:
-                raise validation_error("built-in slugs cannot change", [{"loc": "$.slug", "message": "built-in category"}])
+                raise validation_error(
+                    "built-in slugs cannot change", [{"loc": "$.slug", "message": "built-in category"}]
+                )
             if "slug" in values and values["slug"] != category.slug:
                 clash = await uow.categories.find(slug=values["slug"])
                 if any(cat.group_id in (None, category.group_id) for cat in clash):
                     raise ApiError(409, "conflict", "slug is already in use")
             category = await uow.categories.update(attrs.evolve(category, **values))
-            await audit(uow, st, principal, "category.update", "category", category.id, group_id=category.group_id, data={"fields": sorted(values)})
+            await audit(
+                uow,
+                st,
+                principal,
+                "category.update",
+                "category",
+                category.id,
+                group_id=category.group_id,
+                data={"fields": sorted(values)},
+            )
             await uow.commit()
         return serialize_category(category, access)
 
     @delete("/{category_id:int}", operation_id="DeleteCategory", status_code=200)
-    async def delete_category(self, request: Request[Any, Any, Any], principal: Caller, category_id: FromPath[int]) -> dict[str, Any]:
+    async def delete_category(
+        self, request: Request[Any, Any, Any], principal: Caller, category_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Soft-delete a group category; built-ins cannot be deleted (409)."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -310,6 +373,8 @@ class CategoriesController(Controller):
             if category.group_id is None:
                 raise ApiError(409, "conflict", "built-in categories cannot be deleted")
             await uow.categories.update(attrs.evolve(category, deleted_at=st.now()))
-            await audit(uow, st, principal, "category.delete", "category", category.id, group_id=category.group_id)
+            await audit(
+                uow, st, principal, "category.delete", "category", category.id, group_id=category.group_id
+            )
             await uow.commit()
         return deleted(category_id)

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 import attrs
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
+
 from relay_core.domain import constants as c
 from relay_core.domain.model import Team, TeamMembership, User
 from relay_core.ports.storage import UnitOfWork
-
 from relay_server.auth import Access, load_access, require
 from relay_server.controllers._support import (
     Caller,
@@ -79,7 +79,9 @@ async def visible_teams(uow: UnitOfWork, access: Access) -> list[Team]:
     return [t for t in await uow.teams.find() if access.can_read_team(t)]
 
 
-async def _team_membership(uow: UnitOfWork, access: Access, membership_id: int) -> tuple[TeamMembership, Team]:
+async def _team_membership(
+    uow: UnitOfWork, access: Access, membership_id: int
+) -> tuple[TeamMembership, Team]:
     membership = await uow.team_memberships.get(membership_id)
     team = await uow.teams.get(membership.team_id) if membership else None
     if membership is None or team is None or not access.can_read_team(team):
@@ -89,7 +91,7 @@ async def _team_membership(uow: UnitOfWork, access: Access, membership_id: int) 
 
 class TeamsController(Controller):
     path = "/api/teams"
-    tags = ["teams"]
+    tags = ("teams",)
 
     @get("/", operation_id="ListTeams")
     async def list_teams(
@@ -104,11 +106,15 @@ class TeamsController(Controller):
         st = server_state(request)
         async with st.uow() as uow:
             access = await load_access(uow, principal.user)
-            teams = [t for t in await visible_teams(uow, access) if group_id is None or t.group_id == group_id]
+            teams = [
+                t for t in await visible_teams(uow, access) if group_id is None or t.group_id == group_id
+            ]
         return [serialize_team(t, access) for t in page(teams, limit, offset)]
 
     @post("/", operation_id="CreateTeam", status_code=201)
-    async def create_team(self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[TeamCreate]) -> dict[str, Any]:
+    async def create_team(
+        self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[TeamCreate]
+    ) -> dict[str, Any]:
         """Create a team in a group (group editor or admin); the creator becomes its manager."""
         st = server_state(request)
         name = check_name(data.name)
@@ -135,13 +141,17 @@ class TeamsController(Controller):
                 await uow.team_memberships.add(
                     TeamMembership(team_id=team.id, user_id=principal.user_id, role=c.TEAM_MANAGER)
                 )
-            await audit(uow, st, principal, "team.create", "team", team.id, group_id=group.id, team_id=team.id)
+            await audit(
+                uow, st, principal, "team.create", "team", team.id, group_id=group.id, team_id=team.id
+            )
             await uow.commit()
             access = await load_access(uow, principal.user)
         return serialize_team(team, access)
 
     @get("/{team_id:int}", operation_id="GetTeam")
-    async def get_team(self, request: Request[Any, Any, Any], principal: Caller, team_id: FromPath[int]) -> dict[str, Any]:
+    async def get_team(
+        self, request: Request[Any, Any, Any], principal: Caller, team_id: FromPath[int]
+    ) -> dict[str, Any]:
         """One team."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -151,7 +161,11 @@ class TeamsController(Controller):
 
     @put("/{team_id:int}", operation_id="UpdateTeam")
     async def update_team(
-        self, request: Request[Any, Any, Any], principal: Caller, team_id: FromPath[int], data: JSONBody[TeamUpdate]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        team_id: FromPath[int],
+        data: JSONBody[TeamUpdate],
     ) -> dict[str, Any]:
         """Update a team (team manager, group editor or admin)."""
         st = server_state(request)
@@ -162,15 +176,31 @@ class TeamsController(Controller):
             access = await load_access(uow, principal.user)
             team = await readable_team(uow, access, team_id)
             require(access.can_edit_team(team), "Manager rights on the team are required")
-            if "slug" in values and values["slug"] != team.slug and await uow.teams.first(slug=values["slug"]):
+            if (
+                "slug" in values
+                and values["slug"] != team.slug
+                and await uow.teams.first(slug=values["slug"])
+            ):
                 raise ApiError(409, "conflict", "slug is already in use")
             team = await uow.teams.update(attrs.evolve(team, **values))
-            await audit(uow, st, principal, "team.update", "team", team.id, group_id=team.group_id, team_id=team.id, data={"fields": sorted(values)})
+            await audit(
+                uow,
+                st,
+                principal,
+                "team.update",
+                "team",
+                team.id,
+                group_id=team.group_id,
+                team_id=team.id,
+                data={"fields": sorted(values)},
+            )
             await uow.commit()
         return serialize_team(team, access)
 
     @delete("/{team_id:int}", operation_id="DeleteTeam", status_code=200)
-    async def delete_team(self, request: Request[Any, Any, Any], principal: Caller, team_id: FromPath[int]) -> dict[str, Any]:
+    async def delete_team(
+        self, request: Request[Any, Any, Any], principal: Caller, team_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Soft-delete a team (team manager, group editor or admin)."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -178,7 +208,9 @@ class TeamsController(Controller):
             team = await readable_team(uow, access, team_id)
             require(access.can_edit_team(team), "Manager rights on the team are required")
             await uow.teams.update(attrs.evolve(team, deleted_at=st.now(), active=False))
-            await audit(uow, st, principal, "team.delete", "team", team.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow, st, principal, "team.delete", "team", team.id, group_id=team.group_id, team_id=team.id
+            )
             await uow.commit()
         return deleted(team_id)
 
@@ -201,7 +233,11 @@ class TeamsController(Controller):
 
     @post("/{team_id:int}/users", operation_id="AddTeamUser", status_code=201)
     async def add_team_user(
-        self, request: Request[Any, Any, Any], principal: Caller, team_id: FromPath[int], data: JSONBody[TeamUserCreate]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        team_id: FromPath[int],
+        data: JSONBody[TeamUserCreate],
     ) -> dict[str, Any]:
         """Add a member of the team's group to the team (team manager, group editor or admin)."""
         st = server_state(request)
@@ -210,7 +246,9 @@ class TeamsController(Controller):
             team = await readable_team(uow, access, team_id)
             require(access.can_edit_team(team), "Manager rights on the team are required")
             user = await uow.users.get(data.user_id)
-            in_group = await uow.group_memberships.first(user_id=data.user_id, group_id=team.group_id, active=True)
+            in_group = await uow.group_memberships.first(
+                user_id=data.user_id, group_id=team.group_id, active=True
+            )
             if user is None or in_group is None or not user.active:
                 raise validation_error(
                     "user must be an active member of the team's group",
@@ -221,14 +259,23 @@ class TeamsController(Controller):
             membership = await uow.team_memberships.add(
                 TeamMembership(team_id=team.id, user_id=user.id, role=data.role, active=data.active)
             )
-            await audit(uow, st, principal, "team_membership.create", "team_membership", membership.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "team_membership.create",
+                "team_membership",
+                membership.id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return serialize_team_user(membership, user, team, access)
 
 
 class TeamMembershipsController(Controller):
     path = "/api/teams/users"
-    tags = ["teams"]
+    tags = ("teams",)
 
     @put("/{membership_id:int}", operation_id="UpdateTeamUser")
     async def update_team_user(
@@ -246,7 +293,17 @@ class TeamMembershipsController(Controller):
             membership, team = await _team_membership(uow, access, membership_id)
             require(access.can_edit_team(team), "Manager rights on the team are required")
             membership = await uow.team_memberships.update(attrs.evolve(membership, **values))
-            await audit(uow, st, principal, "team_membership.update", "team_membership", membership.id, group_id=team.group_id, team_id=team.id, data=values)
+            await audit(
+                uow,
+                st,
+                principal,
+                "team_membership.update",
+                "team_membership",
+                membership.id,
+                group_id=team.group_id,
+                team_id=team.id,
+                data=values,
+            )
             await uow.commit()
             return serialize_team_user(membership, await uow.users.get(membership.user_id), team, access)
 
@@ -261,6 +318,15 @@ class TeamMembershipsController(Controller):
             membership, team = await _team_membership(uow, access, membership_id)
             require(access.can_edit_team(team), "Manager rights on the team are required")
             await uow.team_memberships.delete(membership.id)
-            await audit(uow, st, principal, "team_membership.delete", "team_membership", membership.id, group_id=team.group_id, team_id=team.id)
+            await audit(
+                uow,
+                st,
+                principal,
+                "team_membership.delete",
+                "team_membership",
+                membership.id,
+                group_id=team.group_id,
+                team_id=team.id,
+            )
             await uow.commit()
         return deleted(membership_id)

@@ -7,13 +7,22 @@ from typing import Annotated, Any
 import attrs
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
+
 from relay_core.domain import constants as c
 from relay_core.domain.model import GroupMembership, User
 from relay_core.domain.rotation import load_timezone
 from relay_core.ports.storage import UnitOfWork
-
 from relay_server.auth import Access, load_access, require
-from relay_server.controllers._support import Caller, audit, changes, deleted, mask_phone, page, server_state
+from relay_server.controllers._support import (
+    Caller,
+    audit,
+    changes,
+    deleted,
+    iso,
+    mask_phone,
+    page,
+    server_state,
+)
 from relay_server.errors import ApiError, forbidden, not_found, validation_error
 from relay_server.schemas import UserCreate, UserUpdate
 
@@ -64,7 +73,7 @@ async def _other_active_admins(uow: UnitOfWork, user_id: int) -> int:
 
 class UsersController(Controller):
     path = "/api/users"
-    tags = ["users"]
+    tags = ("users",)
 
     @get("/", operation_id="ListUsers")
     async def list_users(
@@ -80,7 +89,7 @@ class UsersController(Controller):
 
 class AdminUsersController(Controller):
     path = "/api/admin/users"
-    tags = ["users"]
+    tags = ("users",)
 
     @get("/", operation_id="AdminListUsers")
     async def admin_list(
@@ -135,7 +144,9 @@ class AdminUsersController(Controller):
         return serialize_user(user, access, full=True)
 
     @get("/{user_id:int}", operation_id="AdminGetUser")
-    async def admin_get(self, request: Request[Any, Any, Any], principal: Caller, user_id: FromPath[int]) -> dict[str, Any]:
+    async def admin_get(
+        self, request: Request[Any, Any, Any], principal: Caller, user_id: FromPath[int]
+    ) -> dict[str, Any]:
         """One user (admin)."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -148,7 +159,11 @@ class AdminUsersController(Controller):
 
     @put("/{user_id:int}", operation_id="AdminUpdateUser")
     async def admin_update(
-        self, request: Request[Any, Any, Any], principal: Caller, user_id: FromPath[int], data: JSONBody[UserUpdate]
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        user_id: FromPath[int],
+        data: JSONBody[UserUpdate],
     ) -> dict[str, Any]:
         """Update a user (admin); an admin cannot disable or demote themself or the last admin."""
         st = server_state(request)
@@ -161,7 +176,9 @@ class AdminUsersController(Controller):
             user = await uow.users.get(user_id)
             if user is None:
                 raise not_found("user")
-            losing_admin = user.is_admin and (values.get("active") is False or values.get("is_admin") is False)
+            losing_admin = user.is_admin and (
+                values.get("active") is False or values.get("is_admin") is False
+            )
             if losing_admin and user.id == principal.user_id:
                 raise ApiError(409, "conflict", "administrators cannot disable or demote themselves")
             if losing_admin and not await _other_active_admins(uow, user.id):
@@ -178,7 +195,9 @@ class AdminUsersController(Controller):
         return serialize_user(user, access, full=True)
 
     @delete("/{user_id:int}", operation_id="AdminDeleteUser", status_code=200)
-    async def admin_delete(self, request: Request[Any, Any, Any], principal: Caller, user_id: FromPath[int]) -> dict[str, Any]:
+    async def admin_delete(
+        self, request: Request[Any, Any, Any], principal: Caller, user_id: FromPath[int]
+    ) -> dict[str, Any]:
         """Soft-delete a user (admin; not oneself, not the last admin)."""
         st = server_state(request)
         async with st.uow() as uow:
@@ -195,3 +214,66 @@ class AdminUsersController(Controller):
             await audit(uow, st, principal, "user.delete", "user", user.id)
             await uow.commit()
         return deleted(user_id)
+
+
+class AuditLogsController(Controller):
+    path = "/api/admin/audit-logs"
+    tags = ("users",)
+
+    @get("/", operation_id="ListAuditLogs")
+    async def list_audit_logs(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        action: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> list[dict[str, Any]]:
+        """Audit rows, newest first (admin)."""
+        st = server_state(request)
+        async with st.uow() as uow:
+            access = await load_access(uow, principal.user)
+            require(access.is_admin, "Administrator rights are required")
+            where: dict[str, Any] = {"action": action} if action else {}
+            rows = await uow.audit.find(order_by="-id", limit=limit, offset=offset, **where)
+        return [
+            {
+                "id": r.id,
+                "action": r.action,
+                "object_type": r.object_type,
+                "object_id": r.object_id,
+                "message": r.message,
+                "data": dict(r.data),
+                "user_id": r.user_id,
+                "api_token_id": r.api_token_id,
+                "group_id": r.group_id,
+                "team_id": r.team_id,
+                "created_at": iso(r.created_at),
+            }
+            for r in rows
+        ]
+
+
+class PluginsController(Controller):
+    path = "/api/plugins"
+    tags = ("users",)
+
+    @get("/", operation_id="ListPlugins")
+    async def list_plugins(self, request: Request[Any, Any, Any], principal: Caller) -> list[dict[str, Any]]:
+        """Loaded plugins with their distribution, version, status and hooks (admin)."""
+        st = server_state(request)
+        require(principal.is_admin, "Administrator rights are required")
+        if st.registry is None:
+            return []
+        return [
+            {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "module": info.module,
+                "status": info.status,
+                "error": info.error,
+                "hooks": list(info.hooks),
+            }
+            for info in st.registry.infos()
+        ]

@@ -191,7 +191,6 @@ class SqlAlchemyUnitOfWork:
     def __init__(self, factory: SqlAlchemyUnitOfWorkFactory) -> None:
         self._factory = factory
         self._conn: AsyncConnection | None = None
-        self._holds_local_lock = False
         for name in ENTITIES:
             repo: Any
             if name == "intents":
@@ -292,6 +291,9 @@ class SqlAlchemyUnitOfWorkFactory:
         connect_timeout: seconds to wait for a connection (and for a free pooled one).
         sqlite_busy_timeout_ms: how long SQLite waits for the write lock before
             ``StorageUnavailable``.
+
+    A factory, its engine and its units of work belong to the event loop that first uses
+    them (as asyncpg and aiosqlite connections do); ``aclose`` on that loop disposes them.
     """
 
     def __init__(
