@@ -29,6 +29,7 @@ from relay_server.controllers._support import STATE_KEY, Metrics, ServerState, a
 from relay_server.controllers.health import health_handlers
 from relay_server.controllers.intake import intake_handlers
 from relay_server.errors import ApiError, exception_handlers
+from relay_server.ui import ui_handlers
 
 __all__ = ["create_app"]
 
@@ -170,6 +171,7 @@ def create_app(*, relay: Relay, settings: RelaySettings) -> Litestar:
             *intake_handlers(registry, limit=settings.server.intake_max_body_bytes),
             *api_controllers(),
             *health_handlers(),
+            *ui_handlers(),
         ],
         state=State({STATE_KEY: state}),
         dependencies={"principal": Provide(authenticate)},
@@ -179,4 +181,7 @@ def create_app(*, relay: Relay, settings: RelaySettings) -> Litestar:
         before_request=_require_json_body,
         request_max_body_size=max(settings.server.max_body_bytes, 1),
         debug=False,
+        # Logging is configured once per process by relay_adapters.logging.configure_logging
+        # (runtime.py); Litestar must not install its own handlers on top of it.
+        logging_config=None,
     )

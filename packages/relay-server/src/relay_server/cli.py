@@ -28,17 +28,8 @@ from relay_adapters.compose import aclose_relay, make_registry, relay_from_setti
 from relay_adapters.logging import is_secret_key
 from relay_adapters.settings import RelaySettings, ServerSettings, SettingsError, load_settings, masked
 from relay_core.bootstrap import Relay
-from relay_core.domain import constants as c
-from relay_core.domain.categories import BUILTIN_CATEGORY_DEFINITIONS, assign_category, subscription_decision
 from relay_core.domain.errors import RelayError
-from relay_core.domain.escalation import arm_timers, due_action, first_notification_wait, reminder_interval
-from relay_core.domain.grouping import build_group_key
-from relay_core.domain.intake import ItemError
-from relay_core.domain.matchers import MatchContext
-from relay_core.domain.model import AlertGroup, NormalizedAlert, Route, Team, User
-from relay_core.domain.rotation import next_oncall_user, oncall_at
-from relay_core.domain.routing import NO_HINT, NoHint, select_route
-from relay_core.domain.silences import matching_silences
+from relay_core.domain.model import Route, User
 from relay_core.plugins import PluginKind, PluginRegistry
 from relay_core.ports.storage import UnitOfWork
 from relay_server import runtime
@@ -644,10 +635,6 @@ def simulate(
     _print_simulation(report)
 
 
-class _SimulationError(Exception):
-    pass
-
-
 async def simulate_payload(
     relay: Relay,
     settings: RelaySettings,
@@ -659,33 +646,16 @@ async def simulate_payload(
     at: dt.datetime | None = None,
     horizon_seconds: int = 3600,
 ) -> dict[str, Any]:
-    """Run the intake decisions for ``body`` without writing anything (SPEC S3.9, simplified).
+    """Run the intake decisions for ``body`` without writing anything (SPEC S3.9).
 
-    Returns ``{"source", "at", "horizon_seconds", "items": [...]}`` with, per item, the route
-    decision and its trace, the group key and whether an open group would be reused, matching
-    silences, the category, the assignee at ``at``, the channels and subscriptions that would be
-    notified, and the reminder/escalation timeline assuming nobody acknowledges.
+    The report is built by :func:`relay_core.services.simulation.simulate_intake`, shared with
+    ``POST /api/simulate``; this wrapper resolves ``--route``/``--token`` and turns a bad source or
+    payload into a usage error.
     """
-    registry = relay.registry or make_registry(settings)
-    sources = registry.intake_sources()
-    cls = sources.get(source.lower())
-    if cls is None:
-        raise _usage(f"unknown intake source {source!r} (known: {', '.join(sorted(sources))})")
-    from relay_core.domain.errors import IntakeValidationError
+    from relay_core.domain.errors import ValidationError
+    from relay_core.services.simulation import simulate_intake
 
-    try:
-        items = cls().parse(body, {"content-type": "application/json"}, {})
-    except IntakeValidationError as exc:
-        details = "; ".join(f"{d.get('loc')}: {d.get('message')}" for d in getattr(exc, "details", []) or [])
-        raise _usage(f"payload rejected: {exc}" + (f" ({details})" if details else "")) from None
-    now = at or relay.clock.now()
-    report: dict[str, Any] = {
-        "mode": c.TRACE_DRY_RUN,
-        "source": source,
-        "at": _iso(now),
-        "horizon_seconds": horizon_seconds,
-        "items": [],
-    }
+    registry = relay.registry or make_registry(settings)
     async with relay.uow_factory() as uow:  # read only: never committed
         forced: Route | None = None
         if route_ref is not None:
@@ -694,219 +664,25 @@ async def simulate_payload(
             forced = await uow.routes.first(intake_token_hash=hash_token(token))
             if forced is None:
                 _fail("Route intake token is invalid")
-        teams = {t.id: t for t in await uow.teams.find()}
-        groups = {g.id: g for g in await uow.groups.find()}
-        users = {u.id: u for u in await uow.users.find()}
-        for index, item in enumerate(items):
-            if isinstance(item, ItemError):
-                report["items"].append({"index": index, "outcome": c.OUTCOME_FAILED, "reason": item.message})
-                continue
-            report["items"].append(
-                await _simulate_item(
-                    uow, settings, item, index, forced, teams, groups, users, now, horizon_seconds
-                )
+        try:
+            return await simulate_intake(
+                uow,
+                registry=registry,
+                source=source,
+                body=body,
+                now=at or relay.clock.now(),
+                forced_route=forced,
+                horizon_seconds=horizon_seconds,
+                default_group_wait=settings.alerts.group_wait_seconds,
             )
-    return report
+        except ValidationError as exc:
+            details = "; ".join(f"{d.get('loc')}: {d.get('message')}" for d in exc.details)
+            raise _usage(exc.message + (f" ({details})" if details else "")) from None
 
 
 def _usage(message: str) -> typer.BadParameter:
     """A usage error (exit 2); typer's own exception class, whichever click it bundles."""
     return typer.BadParameter(message)
-
-
-def _user_label(users: Mapping[int, User], user_id: int | None) -> str | None:
-    if user_id is None:
-        return None
-    user = users.get(user_id)
-    return user.username if user is not None else f"user {user_id}"
-
-
-async def _simulate_item(
-    uow: UnitOfWork,
-    settings: RelaySettings,
-    alert: NormalizedAlert,
-    index: int,
-    forced: Route | None,
-    teams: Mapping[int, Team],
-    groups: Mapping[int, Any],
-    users: Mapping[int, User],
-    now: dt.datetime,
-    horizon_seconds: int,
-) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "index": index,
-        "title": alert.title,
-        "status": alert.status,
-        "severity": alert.severity,
-        "dedup_key": alert.dedup_key,
-    }
-    candidates = [] if forced is not None else await uow.routes.find(source=alert.source, enabled=True)
-    hint: Team | NoHint | None = NO_HINT
-    if forced is None and alert.team_slug:
-        hint = next((t for t in teams.values() if t.slug == alert.team_slug), None)
-    decision = select_route(
-        alert,
-        forced_route=forced,
-        candidates=candidates,
-        team_lookup=teams,
-        group_lookup=groups,
-        hint_team=hint,
-    )
-    trace = [{"stage": s.stage, "code": s.code, "status": s.status, "title": s.title} for s in decision.steps]
-    result["trace"] = trace
-    if decision.route is None or decision.team is None:
-        result.update(outcome=c.OUTCOME_ROUTING_FAILED, routing_error=decision.routing_error)
-        return result
-    route, team = decision.route, decision.team
-    result["route"] = {"id": route.id, "name": route.name}
-    result["team"] = {"id": team.id, "slug": team.slug}
-
-    stored = await uow.categories.find(order_by="position")
-    have = {cat.slug for cat in stored if cat.group_id is None}
-    stored += [d.to_category() for d in BUILTIN_CATEGORY_DEFINITIONS if d.slug not in have]
-    visible = [cat for cat in stored if cat.group_id in (None, team.group_id)]
-    rules = await uow.category_rules.find(group_id=team.group_id, enabled=True, order_by="position")
-    match_ctx = MatchContext.for_alert(alert, team=team, route=route)
-    category, step = assign_category(
-        alert.labels,
-        visible_categories=visible,
-        rules=rules,
-        route_category_id=route.category_id,
-        ctx=match_ctx,
-    )
-    trace.append({"stage": step.stage, "code": step.code, "status": step.status, "title": step.title})
-    match_ctx = MatchContext.for_alert(alert, team=team, route=route, category=category)
-    result["category"] = category.slug
-
-    key, key_hash = build_group_key(
-        alert,
-        team_id=team.id,
-        team_slug=team.slug,
-        route_id=route.id,
-        group_by=tuple(route.group_by),
-        category=category.slug,
-    )
-    open_statuses = (c.GROUP_FIRING, c.GROUP_ACKNOWLEDGED, c.GROUP_SILENCED)
-    existing = await uow.alert_groups.first(
-        team_id=team.id, group_key_hash=key_hash, status__in=open_statuses
-    )
-    child = await uow.alerts.first(
-        team_id=team.id, source=alert.source, dedup_key=alert.dedup_key, group_open=True
-    )
-    result["group_key"] = key
-    result["existing_group_id"] = existing.id if existing is not None else None
-    result["existing_alert_id"] = child.id if child is not None else None
-
-    silences = matching_silences(await uow.silences.find(team_id=team.id, enabled=True), match_ctx, now)
-    result["silences"] = [{"id": s.id, "name": s.name} for s in silences]
-
-    rot = await uow.rotations.get(route.rotation_id) if route.rotation_id is not None else None
-    members = (
-        await uow.rotation_members.find(rotation_id=rot.id, active=True, order_by="position") if rot else []
-    )
-    assignee_id: int | None = None
-    if rot is not None:
-        overrides = await uow.overrides.find(rotation_id=rot.id, starts_at__lte=now, ends_at__gt=now)
-        oncall = oncall_at(rot, members, overrides, now)
-        assignee_id = oncall.user_id if oncall is not None else None
-    result["assignee"] = _user_label(users, assignee_id)
-    if existing is not None and existing.assignee_id is not None:
-        result["assignee"] = _user_label(users, existing.assignee_id)
-
-    channels = []
-    for channel_id in route.channel_ids:
-        channel = await uow.channels.get(channel_id)
-        if channel is not None and channel.enabled:
-            channels.append({"id": channel.id, "name": channel.name, "type": channel.channel_type})
-    result["channels"] = channels
-
-    subs = await uow.subscriptions.find(group_id=team.group_id, category_id=category.id)
-    result["subscriptions"] = [
-        {
-            "id": sub.id,
-            "name": sub.name,
-            "channel_types": list(sub.channel_types),
-            "decision": subscription_decision(
-                sub,
-                category=category,
-                ctx=match_ctx,
-                event=c.SUB_EVENT_CREATED,
-                group_silenced=bool(silences),
-            )
-            or "deliver",
-        }
-        for sub in subs
-    ]
-
-    if alert.status == c.ALERT_RESOLVED:
-        if child is None:
-            result.update(outcome=c.OUTCOME_IGNORED, reason="no open alert matches this resolve", timeline=[])
-        else:
-            result.update(outcome=c.OUTCOME_UPDATED, reason="the open alert would be resolved", timeline=[])
-        return result
-    if child is not None:
-        result.update(outcome=c.OUTCOME_UPDATED, reason="an open alert has this dedup key", timeline=[])
-        return result
-    if existing is not None:
-        result.update(outcome=c.OUTCOME_ADDED, reason="the alert would join an open group", timeline=[])
-        return result
-    result["outcome"] = c.OUTCOME_CREATED
-    if silences:
-        result.update(reason="silenced: nothing would be sent", timeline=[])
-        return result
-
-    wait = first_notification_wait(
-        group_wait_seconds=route.group_wait_seconds,
-        group_by=tuple(route.group_by),
-        default_group_wait=settings.alerts.group_wait_seconds,
-    )
-    first_due = now + dt.timedelta(seconds=wait)
-    names = [ch["name"] for ch in channels]
-    end = now + dt.timedelta(seconds=horizon_seconds)
-    timeline: list[dict[str, Any]] = []
-    if first_due <= end:
-        timeline.append(
-            {"at": _iso(first_due), "action": "notification", "user": result["assignee"], "channels": names}
-        )
-    interval = reminder_interval(rot.reminder_interval_seconds if rot is not None and rot.enabled else 0)
-    group = arm_timers(
-        AlertGroup(
-            team_id=team.id,
-            route_id=route.id,
-            rotation_id=route.rotation_id,
-            assignee_id=assignee_id,
-            source=alert.source,
-            group_key=key,
-            group_key_hash=key_hash,
-            first_seen_at=now,
-            last_seen_at=now,
-        ),
-        first_page_due=first_due,
-        interval=interval,
-    )
-    while group.next_action_at is not None and group.next_action_at <= end and len(timeline) < 1000:
-        when = group.next_action_at
-        action = due_action(
-            group,
-            now=when,
-            interval=interval,
-            escalation_enabled=team.escalation_enabled,
-            escalation_after_reminders=team.escalation_after_reminders,
-            next_user_id=next_oncall_user(members, group.assignee_id),
-        )
-        if action is None:
-            break
-        timeline.append(
-            {
-                "at": _iso(when),
-                "action": action.kind,
-                "user": _user_label(users, action.target_user_id),
-                "channels": names,
-            }
-        )
-        group = action.group
-    result["timeline"] = timeline
-    return result
 
 
 def _print_simulation(report: Mapping[str, Any]) -> None:
@@ -978,3 +754,10 @@ def version() -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point of ``relay``."""
     app(args=list(argv) if argv is not None else None, prog_name="relay")
+
+
+# Command groups kept in their own modules; registered last because they use this module's helpers.
+from relay_server import cli_ops, cli_phone  # noqa: E402
+
+cli_phone.register(app)
+cli_ops.register(app)

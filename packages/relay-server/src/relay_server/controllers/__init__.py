@@ -7,6 +7,7 @@ from typing import Any
 
 def api_controllers() -> list[Any]:
     """The session/token-authenticated API controllers, in catalogue order (SPEC S9.6)."""
+    from relay_server.controllers import interactive, simulate, subscriptions, voice
     from relay_server.controllers.alerts import AlertsController, ExplainController
     from relay_server.controllers.auth import AuthController, ProfileController
     from relay_server.controllers.channels import ChannelsController
@@ -46,4 +47,8 @@ def api_controllers() -> list[Any]:
         CategoriesController,
         AlertsController,
         ExplainController,
+        *simulate.CONTROLLERS,
+        *subscriptions.CONTROLLERS,
+        *interactive.CONTROLLERS,
+        *voice.CONTROLLERS,
     ]
