@@ -1,4 +1,12 @@
-"""``relay serve --demo`` as a real process: the first-run path of the README, end to end."""
+"""The README's quick start, end to end: its first command as a real process, and CI running both.
+
+The first command is taken from README.md's ``## Quick start`` block and run as written
+(``python3 dev.py serve --demo``), from the repository root, with only the data directory and
+the port moved aside through ``RELAY_*`` variables. ``dev.py`` is pointed at a view of the
+environment the tests run in (``RELAY_VENV``) whose install stamp is current, so it goes
+straight to ``relay serve`` and never installs anything: in CI that environment is the fresh one
+``python3 dev.py test`` just created.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ import os
 import queue
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +30,45 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-STARTUP_SECONDS = 30
+STARTUP_SECONDS = 60
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def quick_start_commands() -> list[str]:
+    """The command lines of the first code block under README.md's ``## Quick start``."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```\w*\n(.*?)```", section, re.S)
+    assert match is not None, "the Quick start section has no code block"
+    return [line.strip() for line in match[1].splitlines() if line.strip()]
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_them() -> None:
+    """Exactly two commands: start the demo, run the whole suite; .ci/run runs the second as written."""
+    serve, test = quick_start_commands()
+    assert shlex.split(serve)[-2:] == ["serve", "--demo"]
+    assert shlex.split(test)[-1] == "test"
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test in ci, f"{test!r} is not a line of .ci/run"
+    # The first one runs in this module's end-to-end test, below.
+
+
+def _venv_view(tmp_path: Path, python3: str) -> Path:
+    """A directory dev.py accepts as an up-to-date environment: this environment's bin + a stamp."""
+    view = tmp_path / "venv"
+    view.mkdir()
+    (view / "bin").symlink_to(Path(sys.executable).parent, target_is_directory=True)
+    probe = subprocess.run(
+        [python3, "-c", "import dev, json; print(json.dumps([dev.STAMP_NAME, dev.fingerprint()]))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    stamp_name, fingerprint = json.loads(probe.stdout)
+    (view / stamp_name).write_text(json.dumps({"fingerprint": fingerprint, "groups": []}))
+    return view
 
 
 def _free_port() -> int:
@@ -31,15 +78,18 @@ def _free_port() -> int:
 
 
 class Server:
-    """A ``python -m relay_server serve`` subprocess whose stdout is read line by line."""
+    """The README's first command as a subprocess whose stdout is read line by line."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, command: str, data_dir: Path, port: int, venv: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+        env.pop("VIRTUAL_ENV", None)
         env["RELAY_DATA_DIR"] = str(data_dir)
+        env["RELAY_SERVER__PORT"] = str(port)
+        env["RELAY_VENV"] = str(venv)
         self.port = port
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "relay_server", "serve", "--demo", "--port", str(port)],
-            cwd=data_dir.parent,
+            shlex.split(command),
+            cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -100,7 +150,11 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(tmp_path / "data", _free_port())
+    command = quick_start_commands()[0]
+    python3 = shutil.which(shlex.split(command)[0])
+    if python3 is None:
+        pytest.fail(f"{shlex.split(command)[0]} is not on PATH: the README's first command cannot run")
+    srv = Server(command, tmp_path / "data", _free_port(), _venv_view(tmp_path, python3))
     try:
         yield srv
     finally:
@@ -127,12 +181,22 @@ def test_serve_demo_accepts_the_printed_alert_and_stops_on_sigterm(server: Serve
     curl = server.wait_for(r"^\s*(curl .*)$", deadline)[1]
     server.wait_healthy(deadline)
 
-    url, headers, body = _parse_curl(curl)
+    url, headers, _body = _parse_curl(curl)
     assert url == f"http://127.0.0.1:{server.port}/api/integrations/alertmanager"
     assert headers["Authorization"] == f"Bearer {token}"
-    response = httpx.post(url, headers=headers, content=body, timeout=10)
-    assert response.status_code == 200, response.text
-    [item] = response.json()
+    # The printed command itself, run by curl (as a user would paste it).
+    assert shutil.which("curl"), "curl is needed to run the printed command"
+    sent = subprocess.run(
+        [*shlex.split(curl), "--silent", "--show-error", "--write-out", "\n%{http_code}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert sent.returncode == 0, sent.stderr
+    response_body, _, status = sent.stdout.rpartition("\n")
+    assert status == "200", sent.stdout
+    [item] = json.loads(response_body)
     assert item["outcome"] == "created"
     assert item["assignee"] in ("alice", "bob")
 

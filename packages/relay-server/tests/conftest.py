@@ -34,7 +34,7 @@ from relay_core.plugins import PluginRegistry, make_plugin_manager
 from relay_core.services.context import CoreSettings
 from relay_core.testing.fakes import FakeClock, RecordingChannel
 from relay_server.app import create_app
-from relay_server.auth import PERSONAL_TOKEN_PREFIX, ROUTE_TOKEN_PREFIX, new_token
+from relay_server.auth import PERSONAL_TOKEN_PREFIX, ROUTE_TOKEN_PREFIX, LoginThrottle, new_token
 from relay_server.controllers._support import STATE_KEY, ServerState
 
 START = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
@@ -104,7 +104,9 @@ class World:
             return await getattr(uow, repo).get(id)
 
 
-async def build_world(*, settings: RelaySettings | None = None) -> World:
+async def build_world(*, settings: RelaySettings | None = None, app: Litestar | None = None) -> World:
+    """A fresh world; with ``app``, that already-built app is rebound to the new world's relay
+    (building a Litestar app is the slow part, so tests running many worlds share one)."""
     clock = FakeClock(START)
     recording = RecordingChannel()
     storage = FlakyUnitOfWorkFactory(InMemoryUnitOfWorkFactory())
@@ -212,7 +214,13 @@ async def build_world(*, settings: RelaySettings | None = None) -> World:
             ids[f"token_{name}"] = row.id
             tokens[name] = token.raw
         await uow.commit()
-    app = create_app(relay=relay, settings=settings)
+    if app is None:
+        app = create_app(relay=relay, settings=settings)
+    else:
+        state: ServerState = app.state[STATE_KEY]
+        state.relay = relay
+        state.registry = relay.registry
+        state.throttle = LoginThrottle(settings)
     return World(
         relay=relay,
         app=app,

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 from litestar.testing import AsyncTestClient
 
 from .conftest import World
@@ -216,3 +217,39 @@ async def test_explain_hidden_from_outsiders(world: World, client: AsyncTestClie
         await client.get(f"/api/explain/{item['trace_id']}", headers=world.auth("outsider"))
     ).status_code == 404
     assert (await client.get(f"/api/explain/{item['trace_id']}")).status_code == 401
+
+
+async def test_list_alerts_time_window_sort_and_test_alerts(
+    world: World, client: AsyncTestClient[Any]
+) -> None:
+    """``from``/``to`` bound the first-seen time, ``sort``/``order`` order the items and test
+    alerts appear only with ``include_test``."""
+    early = await fire(world, client, "early", severity="warning")
+    world.clock.advance(3600)
+    late = await fire(world, client, "late", severity="critical")
+    viewer = world.auth("viewer")
+    window = await client.get(
+        "/api/alerts", params={"from": "2026-06-01T10:30:00Z", "to": "2026-06-01T12:00:00Z"}, headers=viewer
+    )
+    assert window.status_code == 200, window.text
+    assert [g["id"] for g in window.json()["items"]] == [late["group_id"]]
+    before = await client.get("/api/alerts", params={"to": "2026-06-01T10:30:00Z"}, headers=viewer)
+    assert [g["id"] for g in before.json()["items"]] == [early["group_id"]]
+    oldest_first = await client.get("/api/alerts", params={"sort": "created", "order": "asc"}, headers=viewer)
+    assert [g["id"] for g in oldest_first.json()["items"]] == [early["group_id"], late["group_id"]]
+    by_severity = await client.get(
+        "/api/alerts", params={"sort": "severity", "order": "desc"}, headers=viewer
+    )
+    assert [g["id"] for g in by_severity.json()["items"]] == [late["group_id"], early["group_id"]]
+    bad = await client.get("/api/alerts", params={"from": "yesterday"}, headers=viewer)
+    assert bad.status_code == 400
+    assert bad.json()["details"][0]["loc"] == "query.from"
+    async with world.relay.uow_factory() as uow:
+        group = await uow.alert_groups.get(early["group_id"])
+        assert group is not None
+        await uow.alert_groups.update(attrs.evolve(group, test=True))
+        await uow.commit()
+    hidden = await client.get("/api/alerts", headers=viewer)
+    assert [g["id"] for g in hidden.json()["items"]] == [late["group_id"]]
+    shown = await client.get("/api/alerts", params={"include_test": "true"}, headers=viewer)
+    assert {g["id"] for g in shown.json()["items"]} == {early["group_id"], late["group_id"]}

@@ -18,6 +18,8 @@ PUBLIC = {
     "/livez",
     "/readyz",
     "/metrics",
+    # The demo webhook sink (S10.1 demo-data): Relay's own outbound webhooks cannot log in.
+    "/api/simulator/sink/{name}",
 }
 
 

@@ -156,13 +156,13 @@ async def test_channel_secrets_are_write_only(world: World, client: AsyncTestCli
     masked = created.json()["config"]
     updated = await client.put(
         f"/api/channels/{cid}",
-        json={"config": {**masked, "provider": "other"}},
+        json={"config": {**masked, "provider": "simulator"}},
         headers=world.auth("manager"),
     )
     assert updated.status_code == 200
     stored = await world.get("channels", cid)
     assert stored.config["callback_secret"] == "s3cr3t-value"
-    assert stored.config["provider"] == "other"
+    assert stored.config["provider"] == "simulator"
     assert stored.callback_secret
 
 

@@ -433,3 +433,49 @@ async def test_worker_two_schedulers_200_ticks_never_double_anything(
     duplicates = {key: n for key, n in got.deliveries.items() if n > 1}
     assert duplicates == {}
     assert sum(got.deliveries.values()) == sum(expected.deliveries.values())
+
+
+async def test_worker_scheduler_deletes_expired_receipts_and_action_tokens_hourly(sqlite_url: str) -> None:
+    """``callback_receipt_cleanup`` and ``action_token_cleanup`` (SPEC S5.11): expired rows go, in
+    batches, once an hour; rows still valid stay."""
+    from relay_core.domain.model import ActionToken, CallbackReceipt
+    from relay_worker.scheduler import EXPIRED_ROW_JOBS, expired_rows_job
+
+    clock = FakeClock(START)
+    store = SqlAlchemyUnitOfWorkFactory(sqlite_url)
+    relay = make_relay(store, clock, RecordingChannel())
+    try:
+        ids = await seed_world(store)
+        result = await post_alert(relay, ids["route"])
+        hour = dt.timedelta(hours=1)
+        async with store() as uow:
+            for n in range(5):  # expired a minute ago, and 2 still valid
+                expires = START - dt.timedelta(minutes=1) if n < 3 else START + hour
+                await uow.callback_receipts.add(
+                    CallbackReceipt(channel_id=ids["chat"], digest=f"d{n}", expires_at=expires)
+                )
+                await uow.action_tokens.add(
+                    ActionToken(jti=f"j{n}", group_id=result.group_id, action="ack", expires_at=expires)
+                )
+            await uow.commit()
+        jobs = [expired_rows_job(relay, name, batch_size=2) for name in EXPIRED_ROW_JOBS]
+        scheduler = Scheduler(relay, holder="s1", extra_jobs=jobs)
+
+        outcomes = {o.name: o for o in await scheduler.run_once()}
+        assert outcomes["callback_receipt_cleanup"].result == 3  # two batches: 2 + 1
+        assert outcomes["action_token_cleanup"].result == 3
+        async with store() as uow:
+            assert {r.digest for r in await uow.callback_receipts.find()} == {"d3", "d4"}
+            assert {t.jti for t in await uow.action_tokens.find()} == {"j3", "j4"}
+
+        clock.advance(hour / 2)
+        outcomes = {o.name: o for o in await scheduler.run_once()}
+        assert outcomes["action_token_cleanup"].reason == "not_due"
+        clock.advance(hour)  # now both remaining rows have expired too
+        outcomes = {o.name: o for o in await scheduler.run_once()}
+        assert (outcomes["callback_receipt_cleanup"].result, outcomes["action_token_cleanup"].result) == (
+            2,
+            2,
+        )
+    finally:
+        await store.aclose()

@@ -119,6 +119,20 @@ async def seed_world(
     return ids
 
 
+async def add_route_token(uow_factory: UnitOfWorkFactory, route_id: int) -> str:
+    """Give route ``route_id`` a new intake token (as ``relay token create --route`` does); the token."""
+    from relay_server.demo import new_route_token
+
+    token = new_route_token()
+    async with uow_factory() as uow:
+        route = await uow.routes.get(route_id)
+        await uow.routes.update(
+            attrs.evolve(route, intake_token_prefix=token.prefix, intake_token_hash=token.hash)
+        )
+        await uow.commit()
+    return token.raw
+
+
 def am_payload(
     *, fingerprint: str = "fp-disk-1", status: str = "firing", alertname: str = "DiskFull"
 ) -> bytes:
@@ -215,10 +229,16 @@ class Children:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """``worker_support.py <args>``: a worker or scheduler with :class:`HttpPostChannel`."""
+        return self.start_python(name, str(SUPPORT), *args)
+
+    def start_relay(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """``python -m relay_server <args>``: the real ``relay`` command."""
+        return self.start_python(name, "-m", "relay_server", *args)
+
+    def start_python(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, str(SUPPORT), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen([sys.executable, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.procs.append((name, proc))
         return proc
@@ -261,6 +281,21 @@ async def wait_until(what: str, check: Callable[[], Awaitable[bool]], seconds: f
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out waiting for: {what}")
+
+
+async def wait_live(client: Any, kids: Children, seconds: float = 60.0) -> None:
+    """Wait until the web process answers ``/livez`` on ``client`` (an ``httpx.AsyncClient``)."""
+    import httpx
+
+    async def live() -> bool:
+        for name, proc in kids.procs:
+            assert proc.poll() is None, f"{name} exited with {proc.returncode}"
+        try:
+            return (await client.get("/livez", timeout=1)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await wait_until("the web process to serve /livez", live, seconds=seconds)
 
 
 def child_env(tmp_path: Path, db_url: str, redis_url: str = "", namespace: str = "relay") -> dict[str, str]:

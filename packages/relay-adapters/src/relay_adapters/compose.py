@@ -14,7 +14,7 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -28,15 +28,20 @@ from relay_core.ports.dispatch import Dispatcher, VoiceProviderLoader
 from relay_core.ports.storage import UnitOfWorkFactory
 from relay_core.services.context import CoreSettings
 
+if TYPE_CHECKING:
+    from relay_adapters.dispatch_redis import RedisDispatcher
+
 __all__ = [
     "SECRET_KEY_FILE",
     "aclose_relay",
     "core_settings",
     "ensure_secret_key",
+    "make_builtin_channels",
     "make_http_client",
     "make_registry",
     "make_uow_factory",
     "make_voice_loader",
+    "redis_dispatcher",
     "relay_from_settings",
 ]
 
@@ -113,8 +118,12 @@ def make_uow_factory(settings: RelaySettings) -> UnitOfWorkFactory:
     """Storage chosen by ``database.url``: ``memory://``, ``sqlite:///…`` or ``postgresql://…``."""
     if settings.is_memory:
         return InMemoryUnitOfWorkFactory()
+    from relay_adapters.storage.sqlalchemy.encryption import derive_encryption_key
     from relay_adapters.storage.sqlalchemy.uow import SqlAlchemyUnitOfWorkFactory
 
+    # Secrets at rest (SPEC S13.4): every process (server, worker, CLI) derives the same key
+    # from the same settings; without an explicit key the stored <data_dir>/secret_key is used.
+    settings = ensure_secret_key(settings)
     url = settings.database_url
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
@@ -125,7 +134,19 @@ def make_uow_factory(settings: RelaySettings) -> UnitOfWorkFactory:
         max_overflow=db.max_overflow,
         connect_timeout=db.connect_timeout_seconds,
         sqlite_busy_timeout_ms=db.sqlite_busy_timeout_ms,
+        # Configuration reads (route, team, channels, silences ...) are shared across requests
+        # for a short time, and a transaction served from that cache takes no connection
+        # (SPEC S12; see relay_adapters.storage.sqlalchemy.cache).
+        read_cache_ttl=CONFIG_READ_CACHE_SECONDS,
+        lazy_begin=True,
+        encryption_key=derive_encryption_key(
+            secret_key=settings.main.secret_key, encryption_key=settings.main.encryption_key
+        ),
     )
+
+
+#: How long another process's configuration change may take to reach this one's intake.
+CONFIG_READ_CACHE_SECONDS = 2.0
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -144,15 +165,41 @@ def make_registry(settings: RelaySettings) -> PluginRegistry:
 
 def make_voice_loader(settings: RelaySettings, registry: PluginRegistry) -> VoiceProviderLoader:
     """Voice providers by name: built-ins, plugin classes, then ``voice.providers_dir`` files."""
+    from relay_adapters.voice import stub
     from relay_adapters.voice.loader import make_voice_loader as _make
+    from relay_adapters.voice.simulator import simulator_providers
 
     providers_dir = settings.voice.providers_dir or str(settings.data_dir / "voice_providers")
+    # The simulator keeps its calls under this data_dir, shared with the server and the CLI.
+    simulator_voice, _ = simulator_providers(settings.data_dir / "simulator")
     loader: VoiceProviderLoader = _make(
+        builtins={"stub": stub.Provider, "simulator": simulator_voice},
         plugins=registry.voice_providers(),
         providers_dir=providers_dir,
         compat_imports=settings.voice.incidentrelay_compat_imports,
     )
+    # At process start: log provider files ignored for their name or shadowed (S7.2).
+    scan = getattr(loader, "scan", None)
+    if callable(scan):
+        scan()
     return loader
+
+
+def make_builtin_channels(settings: RelaySettings, registry: PluginRegistry) -> list[ChannelSender]:
+    """Every built-in channel configured from ``settings`` (SMS providers of plugins included)."""
+    from relay_adapters.channels import make_channels
+    from relay_adapters.voice import stub
+    from relay_adapters.voice.loader import make_sms_loader
+    from relay_adapters.voice.simulator import simulator_providers
+
+    _, simulator_sms = simulator_providers(settings.data_dir / "simulator")  # shared with server and CLI
+    sms_loader = make_sms_loader(
+        builtins={"stub": stub.SmsProvider, "simulator": simulator_sms},
+        plugins=registry.sms_providers(),
+        providers_dir=settings.sms.providers_dir or str(settings.data_dir / "sms_providers"),
+        compat_imports=settings.voice.incidentrelay_compat_imports,
+    )
+    return list(make_channels(settings, sms_loader=sms_loader))
 
 
 def make_http_client(settings: RelaySettings) -> Any:
@@ -206,16 +253,52 @@ def relay_from_settings(
     registry = registry if registry is not None else make_registry(settings)
     if http is None:
         http = make_http_client(settings)
+    voice_loader = make_voice_loader(settings, registry)
     return bootstrap(
         uow_factory=make_uow_factory(settings),
         clock=clock,
         settings=core_settings(settings),
         registry=registry,
-        channels=channels,
-        voice_loader=make_voice_loader(settings, registry),
+        # Built-in channels with the process-wide settings they need (public URL, secret key,
+        # SMTP, SMS, outbound options); the caller's instances still win on a name clash.
+        channels=[
+            *make_builtin_channels(settings, registry),
+            _voice_channel(settings, voice_loader),
+            *channels,
+        ],
+        voice_loader=voice_loader,
         dispatcher=dispatcher,
         http=http,
         worker_id=worker_id or f"relay-{os.getpid()}-{secrets.token_hex(3)}",
+    )
+
+
+def redis_dispatcher(settings: RelaySettings, *, background: bool = True) -> RedisDispatcher | None:
+    """The Redis dispatcher of a process that commits intents but consumes none (SPEC S5.8).
+
+    None without ``redis.url``. See :func:`relay_adapters.dispatch_redis.redis_dispatcher`
+    (imported only here, so dramatiq is needed only with Redis): bind it to the relay built
+    with it, and ``await dispatcher.aclose()`` before :func:`aclose_relay`.
+    """
+    if not settings.redis.url:
+        return None
+    from relay_adapters.dispatch_redis import redis_dispatcher as _redis_dispatcher
+
+    return _redis_dispatcher(settings, background=background)
+
+
+def _voice_channel(settings: RelaySettings, loader: VoiceProviderLoader) -> ChannelSender:
+    """The ``voice_call`` channel with the ``[voice]`` settings (timeout, default text, provider)."""
+    from relay_core.services.voice import VoiceCallChannel
+
+    voice = settings.voice
+    return VoiceCallChannel(
+        loader,
+        public_base_url=settings.server.public_base_url,
+        default_provider=voice.provider,
+        default_provider_config=dict(settings.voice_provider),
+        call_timeout_seconds=voice.call_timeout_seconds,
+        text_template=voice.text_template,
     )
 
 

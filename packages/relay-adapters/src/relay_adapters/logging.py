@@ -64,6 +64,8 @@ _SECRET_QUERY: Final = re.compile(
 _BEARER: Final = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]+", re.IGNORECASE)
 _RELAY_TOKEN: Final = re.compile(r"\brly_[rp]_[A-Za-z0-9_\-]{8,}")
 _URL_CREDENTIALS: Final = re.compile(r"(\w+://[^\s:/@]+:)[^\s@/]+@")
+# Voice/SMS callback URLs carry the channel's callback secret as the last path segment (S7.5).
+_CALLBACK_SECRET: Final = re.compile(r"(/api/integrations/(?:voice|sms)/callback/\d+/)[^/\s?#\"']+")
 
 
 def mask_phone(value: str) -> str:
@@ -81,6 +83,7 @@ def _redact_text(text: str) -> str:
     text = _TELEGRAM_BOT.sub("/bot" + REDACTED, text)
     text = _WEBHOOK_URL.sub(REDACTED, text)
     text = _URL_CREDENTIALS.sub(r"\1***@", text)
+    text = _CALLBACK_SECRET.sub(r"\1" + REDACTED, text)
     text = _SECRET_QUERY.sub(r"\1" + REDACTED, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _RELAY_TOKEN.sub(REDACTED, text)

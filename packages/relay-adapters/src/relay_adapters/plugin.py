@@ -24,14 +24,18 @@ def relay_register_channels() -> Sequence[type[Any]]:
 
 @hookimpl
 def relay_register_voice_providers() -> Sequence[type[Any]]:
-    """Built-in voice providers ``stub`` and ``simulator`` (SPEC S7.10); added as they are written."""
-    return ()
+    """Built-in voice providers ``stub`` and ``simulator`` (SPEC S7.10)."""
+    from relay_adapters.voice import simulator, stub
+
+    return (stub.Provider, simulator.Provider)
 
 
 @hookimpl
 def relay_register_sms_providers() -> Sequence[type[Any]]:
-    """Built-in SMS providers ``stub`` and ``simulator`` (SPEC S7.10); added as they are written."""
-    return ()
+    """Built-in SMS providers ``stub`` and ``simulator`` (SPEC S7.10)."""
+    from relay_adapters.voice import simulator, stub
+
+    return (stub.SmsProvider, simulator.SmsProvider)
 
 
 @hookimpl

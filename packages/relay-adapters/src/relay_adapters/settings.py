@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -122,6 +123,18 @@ class SmtpSettings:
 
 
 @attrs.frozen(kw_only=True)
+class MattermostSettings:
+    action_secret: str = ""
+    """Default secret signing interactive-button callbacks (S6.4); channels may set their own."""
+
+
+@attrs.frozen(kw_only=True)
+class TelegramSettings:
+    mode: str = "polling"
+    proxy_url: str = ""
+
+
+@attrs.frozen(kw_only=True)
 class VoiceSettings:
     provider: str = "stub"
     providers_dir: str = ""
@@ -196,6 +209,8 @@ class RelaySettings:
     auth: AuthSettings = AuthSettings()
     security: SecuritySettings = SecuritySettings()
     smtp: SmtpSettings = SmtpSettings()
+    mattermost: MattermostSettings = MattermostSettings()
+    telegram: TelegramSettings = TelegramSettings()
     voice: VoiceSettings = VoiceSettings()
     voice_provider: Mapping[str, Any] = attrs.field(factory=dict)
     sms: SmsSettings = SmsSettings()
@@ -313,6 +328,12 @@ def _env_value(environ: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def _without_file_suffix(name: str) -> str:
+    """``RELAY_SMTP__PASSWORD_FILE`` -> ``RELAY_SMTP__PASSWORD``; ``RELAY_LOGGING__FILE`` is a key itself."""
+    base = name.removesuffix("_FILE")
+    return name if base.endswith("_") else base
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     *,
@@ -337,11 +358,8 @@ def load_settings(
         if name not in sections:
             problems.append(f"unknown section [{name}]")
             raw.pop(name)
-    for (section, key), (new_section, new_key) in _FIELD_RENAMES.items():
-        if key in raw.get(section, {}):
-            raw[new_section][new_key] = raw[section].pop(key)
     # Environment: RELAY_<SECTION>__<KEY>, then aliases.
-    env_names = {n.removesuffix("_FILE") for n in environ if n.startswith("RELAY_")}
+    env_names = {_without_file_suffix(n) for n in environ if n.startswith("RELAY_")}
     for env_name in sorted(env_names):
         rest = env_name[len("RELAY_") :]
         if "__" not in rest:
@@ -359,6 +377,10 @@ def load_settings(
             raw.setdefault(section, {})[key] = value
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update(values)
+    # After the environment, so `RELAY_SMTP__FROM` works like `from` in the file.
+    for (section, key), (new_section, new_key) in _FIELD_RENAMES.items():
+        if key in raw.get(section, {}):
+            raw[new_section][new_key] = raw[section].pop(key)
     conv = _converter()
     built: dict[str, Any] = {}
     for name, field in sections.items():
@@ -388,27 +410,58 @@ def _validate(settings: RelaySettings) -> list[str]:
         problems.append("alerts.explain_trace_level must be full, compact or disabled")
     if settings.logging.format not in ("json", "console"):
         problems.append("logging.format must be json or console")
+    if settings.telegram.mode not in ("polling", "webhook"):
+        problems.append("telegram.mode must be polling or webhook")
+    retention = settings.retention
+    for key in ("alert_days", "explain_trace_days", "delivery_days"):
+        if getattr(retention, key) < 0:
+            problems.append(f"retention.{key} must not be negative (0 keeps the data)")
+    if retention.batch_size < 1 or retention.cleanup_interval_seconds < 1:
+        problems.append("retention.batch_size and retention.cleanup_interval_seconds must be positive")
     return problems
 
 
+_QUERY_SECRET_RE = re.compile(
+    r"([?&](?:[\w\-]*(?:password|passwd|secret|token|key|signature|sig)[\w\-]*)=)[^&#\s]*", re.IGNORECASE
+)
+
+
+def _mask_url(value: str) -> str:
+    """``scheme://user:pw@host/x?password=y`` -> ``scheme://user:***@host/x?password=***``."""
+    if "://" not in value:
+        return value
+    scheme, _, rest = value.partition("://")
+    authority, sep, tail = rest.partition("/")
+    if "@" in authority:
+        creds, _, host = authority.rpartition("@")
+        if ":" in creds:
+            authority = f"{creds.split(':', 1)[0]}:***@{host}"
+    tail = _QUERY_SECRET_RE.sub(r"\1***", tail)
+    return f"{scheme}://{authority}{sep}{tail}"
+
+
 def masked(settings: RelaySettings) -> dict[str, Any]:
-    """The effective settings as a dict with every secret replaced by ``***``."""
+    """The effective settings as a dict with every secret replaced by ``***``.
+
+    Secrets are the values of secret-named keys (``secret_key``, ``*_secret``, ``*_token``,
+    ``password`` ...), at any depth, and the passwords and secret query parameters of URLs
+    (``postgresql://relay:***@db/relay``, ``redis://:***@redis:6379/0``).
+    """
     data = cattrs.Converter().unstructure(settings)
 
     def mask(node: Any, key: str = "") -> Any:
         if isinstance(node, dict):
-            return {k: mask(v, k) for k, v in node.items()}
+            return {k: mask(v, str(k)) for k, v in node.items()}
+        if isinstance(node, list | tuple):
+            return [mask(v, key) for v in node]
         if (
             isinstance(node, str)
             and node
             and (key in SECRET_KEYS or key.endswith(("_secret", "_token", "password")))
         ):
             return "***"
-        if isinstance(node, str) and "://" in node and "@" in node:
-            scheme, _, rest = node.partition("://")
-            creds, _, host = rest.rpartition("@")
-            user = creds.split(":", 1)[0]
-            return f"{scheme}://{user}:***@{host}" if ":" in creds else node
+        if isinstance(node, str):
+            return _mask_url(node)
         return node
 
     result: dict[str, Any] = mask(data)

@@ -255,7 +255,7 @@ def test_missing_file_is_not_found_with_a_logged_search_path(
         make_voice_loader(providers_dir=tmp_path).load("mango")
     logged = caplog.text
     assert str(tmp_path / "mango.py") in logged
-    assert "built-ins (stub)" in logged
+    assert "built-ins (simulator, stub)" in logged
     assert "restart after adding a file" in logged
 
 
@@ -336,7 +336,12 @@ def test_sources_list_every_provider_with_its_origin(tmp_path: Path) -> None:
     """sources() shows built-ins, plugins and files with where each comes from."""
     path = _write(tmp_path, "mango.py", RELAY_STYLE.format(name="mango"))
     loader = make_voice_loader(plugins={"acme": PluginVoice}, providers_dir=tmp_path)
-    assert loader.sources() == {"stub": "builtin", "acme": "plugin", "mango": str(path)}
+    assert loader.sources() == {
+        "stub": "builtin",
+        "simulator": "builtin",
+        "acme": "plugin",
+        "mango": str(path),
+    }
 
 
 def test_missing_directory_finds_nothing(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Final
 from litestar import Litestar, Request
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -23,7 +24,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from relay_adapters.settings import RelaySettings
 from relay_core.bootstrap import Relay
 from relay_core.plugins import PluginRegistry, make_plugin_manager
-from relay_server.auth import LoginThrottle, Passwords, Sessions
+from relay_server.auth import LoginThrottle, Passwords, Sessions, make_store
 from relay_server.controllers import api_controllers
 from relay_server.controllers._support import STATE_KEY, Metrics, ServerState, authenticate, package_version
 from relay_server.controllers.health import health_handlers
@@ -46,7 +47,7 @@ def _http_middleware(app: ASGIApp, *, metrics: Metrics, https: bool) -> ASGIApp:
     """Request id, security headers (S13.8) and HTTP metrics (S9.9) for every response."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -156,11 +157,12 @@ def create_app(*, relay: Relay, settings: RelaySettings) -> Litestar:
     """Build the HTTP application around ``relay`` (SPEC S2, S9)."""
     registry = relay.registry if relay.registry is not None else PluginRegistry(make_plugin_manager())
     metrics = Metrics()
+    store = make_store(settings)  # throttle counters and revoked sessions, shared by processes
     state = ServerState(
         relay=relay,
         settings=settings,
-        sessions=Sessions(settings, fallback_secret=_core_secret(relay)),
-        throttle=LoginThrottle(settings),
+        sessions=Sessions(settings, fallback_secret=_core_secret(relay), store=store),
+        throttle=LoginThrottle(settings, store),
         passwords=Passwords(),
         metrics=metrics,
         registry=registry,
@@ -181,6 +183,7 @@ def create_app(*, relay: Relay, settings: RelaySettings) -> Litestar:
         before_request=_require_json_body,
         request_max_body_size=max(settings.server.max_body_bytes, 1),
         debug=False,
+        on_shutdown=[store.aclose],
         # Logging is configured once per process by relay_adapters.logging.configure_logging
         # (runtime.py); Litestar must not install its own handlers on top of it.
         logging_config=None,

@@ -8,8 +8,9 @@
 * RBAC: :class:`Access` holds one user's group and team roles and answers the S9.3 questions;
   the effective right of an API token is the user's role intersected with the token's scopes.
 
-Login throttling and revoked sessions are kept in process memory for now (one web process);
-they are lost on restart and not shared between processes.
+Login throttle counters and revoked session ids live in a :class:`SharedStore`: Redis when
+``redis.url`` is set, so every web process sees the same counters and revocations; otherwise
+process memory (the embedded single-process mode).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import argon2
 import attrs
@@ -29,6 +30,7 @@ import jwt
 
 from relay_adapters.settings import RelaySettings
 from relay_core.domain import constants as c
+from relay_core.domain.errors import StorageUnavailable
 from relay_core.domain.model import ApiToken, Team, User
 from relay_core.ports.storage import UnitOfWork
 from relay_server.errors import ApiError, forbidden, unauthorized
@@ -213,10 +215,114 @@ def jwt_secret(settings: RelaySettings) -> str:
     return ""
 
 
-class Sessions:
-    """Issues and checks session JWTs; remembers revoked ``jti`` values until they expire."""
+class SharedStore(Protocol):
+    """Short-lived shared auth state: windowed counters and expiring markers."""
 
-    def __init__(self, settings: RelaySettings, *, fallback_secret: str = "") -> None:
+    async def incr(self, key: str, window_seconds: int, now: dt.datetime) -> int:
+        """Add one to the counter ``key`` (a new window starts when the last one ended)."""
+        ...
+
+    async def put(self, key: str, until: dt.datetime, now: dt.datetime) -> None:
+        """Set the marker ``key`` until ``until``."""
+        ...
+
+    async def until(self, key: str, now: dt.datetime) -> dt.datetime | None:
+        """When the marker ``key`` ends, or None when it is not set (or has ended)."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryStore:
+    """:class:`SharedStore` in process memory, on the caller's clock."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, tuple[int, dt.datetime]] = {}
+        self._markers: dict[str, dt.datetime] = {}
+
+    async def incr(self, key: str, window_seconds: int, now: dt.datetime) -> int:
+        count, started = self._counters.get(key, (0, now))
+        if (now - started).total_seconds() >= window_seconds:
+            count, started = 0, now
+        self._counters[key] = (count + 1, started)
+        return count + 1
+
+    async def put(self, key: str, until: dt.datetime, now: dt.datetime) -> None:
+        self._markers = {k: v for k, v in self._markers.items() if v > now}
+        self._markers[key] = until
+
+    async def until(self, key: str, now: dt.datetime) -> dt.datetime | None:
+        value = self._markers.get(key)
+        return value if value is not None and value > now else None
+
+    async def delete(self, key: str) -> None:
+        self._counters.pop(key, None)
+        self._markers.pop(key, None)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class RedisStore:
+    """:class:`SharedStore` in Redis (keys ``<namespace>:auth:…`` with TTLs), shared by processes.
+
+    Redis keeps its own time for expiry; an unreachable Redis is ``StorageUnavailable`` (503).
+    """
+
+    def __init__(self, url: str, namespace: str = "relay") -> None:
+        import redis.asyncio
+
+        self._redis = redis.asyncio.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._prefix = f"{namespace}:auth:"
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        import redis.exceptions
+
+        try:
+            return await getattr(self._redis, name)(*args, **kwargs)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise StorageUnavailable("session storage is temporarily unavailable") from exc
+
+    async def incr(self, key: str, window_seconds: int, now: dt.datetime) -> int:
+        full = self._prefix + key
+        count = int(await self._call("incr", full))
+        if count == 1:
+            await self._call("expire", full, max(int(window_seconds), 1))
+        return count
+
+    async def put(self, key: str, until: dt.datetime, now: dt.datetime) -> None:
+        ttl = max(math.ceil((until - now).total_seconds()), 1)
+        await self._call("set", self._prefix + key, str(until.timestamp()), ex=ttl)
+
+    async def until(self, key: str, now: dt.datetime) -> dt.datetime | None:
+        raw = await self._call("get", self._prefix + key)
+        if raw is None:
+            return None
+        value = dt.datetime.fromtimestamp(float(raw), tz=dt.UTC)
+        return value if value > now else None
+
+    async def delete(self, key: str) -> None:
+        await self._call("delete", self._prefix + key)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+def make_store(settings: RelaySettings) -> SharedStore:
+    """Redis when ``redis.url`` is set (several web processes), else process memory."""
+    if settings.redis.url:
+        return RedisStore(settings.redis.url, settings.redis.namespace)
+    return MemoryStore()
+
+
+class Sessions:
+    """Issues and checks session JWTs; revoked ``jti`` values are kept until they expire."""
+
+    def __init__(
+        self, settings: RelaySettings, *, fallback_secret: str = "", store: SharedStore | None = None
+    ) -> None:
         # Without a configured key, the composed core's key (compose generates and stores one)
         # keeps sessions valid across processes; failing that, a per-process random key.
         fallback = (
@@ -226,7 +332,7 @@ class Sessions:
         )
         self._secret = jwt_secret(settings) or fallback or secrets.token_hex(32)
         self._minutes = settings.auth.jwt_expire_minutes
-        self._revoked: dict[str, dt.datetime] = {}
+        self._store: SharedStore = store if store is not None else MemoryStore()
 
     def issue(self, user: User, now: dt.datetime) -> tuple[str, dt.datetime, str]:
         expires = now + dt.timedelta(minutes=self._minutes)
@@ -240,7 +346,8 @@ class Sessions:
         }
         return jwt.encode(claims, self._secret, algorithm="HS256"), expires, jti
 
-    def decode(self, token: str, now: dt.datetime) -> dict[str, Any] | None:
+    def claims(self, token: str, now: dt.datetime) -> dict[str, Any] | None:
+        """The claims of a well-signed, unexpired token (revocation not checked)."""
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -252,65 +359,63 @@ class Sessions:
             return None
         if int(claims["exp"]) <= now.timestamp():
             return None
-        if str(claims["jti"]) in self._revoked:
+        return claims
+
+    async def decode(self, token: str, now: dt.datetime) -> dict[str, Any] | None:
+        """The claims of a valid session token: signed, unexpired and not revoked."""
+        claims = self.claims(token, now)
+        if claims is None or await self._store.until(_revoked_key(str(claims["jti"])), now) is not None:
             return None
         return claims
 
-    def revoke(self, jti: str, expires_at: dt.datetime, now: dt.datetime) -> None:
-        self._revoked = {k: v for k, v in self._revoked.items() if v > now}
-        self._revoked[jti] = expires_at
+    async def revoke(self, jti: str, expires_at: dt.datetime, now: dt.datetime) -> None:
+        await self._store.put(_revoked_key(jti), expires_at, now)
+
+
+def _revoked_key(jti: str) -> str:
+    return "session-revoked:" + jti
 
 
 # --- login throttling (S13.5) ------------------------------------------------------------------
 
 
-@attrs.define
-class _Counter:
-    failures: int = 0
-    window_start: dt.datetime | None = None
-    blocked_until: dt.datetime | None = None
-
-
 class LoginThrottle:
-    """Per-IP and per-account failure counters (in process memory)."""
+    """Per-IP and per-account failure counters with a block once a limit is reached."""
 
-    def __init__(self, settings: RelaySettings) -> None:
+    def __init__(self, settings: RelaySettings, store: SharedStore | None = None) -> None:
         a = settings.auth
         self._rules = {
             "ip": (a.login_ip_max_failures, a.login_ip_window_seconds),
             "account": (a.login_account_max_failures, a.login_account_window_seconds),
         }
         self._block = a.login_block_seconds
-        self._counters: dict[tuple[str, str], _Counter] = {}
+        self._store: SharedStore = store if store is not None else MemoryStore()
 
     @staticmethod
-    def _key(scope: str, value: str) -> tuple[str, str]:
-        return scope, sha256_hex(value.lower())
+    def _key(kind: str, scope: str, value: str) -> str:
+        return f"login-{kind}:{scope}:{sha256_hex(value.lower())}"
 
-    def retry_after(self, ip: str, username: str, now: dt.datetime) -> int:
+    async def retry_after(self, ip: str, username: str, now: dt.datetime) -> int:
         """Seconds until a blocked key unblocks; 0 when neither key is blocked."""
         wait = 0.0
         for scope, value in (("ip", ip), ("account", username)):
-            counter = self._counters.get(self._key(scope, value))
-            if counter and counter.blocked_until and counter.blocked_until > now:
-                wait = max(wait, (counter.blocked_until - now).total_seconds())
+            until = await self._store.until(self._key("block", scope, value), now)
+            if until is not None:
+                wait = max(wait, (until - now).total_seconds())
         return math.ceil(wait)
 
-    def failure(self, ip: str, username: str, now: dt.datetime) -> None:
+    async def failure(self, ip: str, username: str, now: dt.datetime) -> None:
         for scope, value in (("ip", ip), ("account", username)):
             limit, window = self._rules[scope]
-            counter = self._counters.setdefault(self._key(scope, value), _Counter())
-            if counter.window_start is None or (now - counter.window_start).total_seconds() >= window:
-                counter.failures = 0
-                counter.window_start = now
-            counter.failures += 1
-            if counter.failures >= limit:
-                counter.blocked_until = now + dt.timedelta(seconds=self._block)
-                counter.failures = 0
-                counter.window_start = None
+            counter = self._key("failures", scope, value)
+            if await self._store.incr(counter, window, now) >= limit:
+                await self._store.put(
+                    self._key("block", scope, value), now + dt.timedelta(seconds=self._block), now
+                )
+                await self._store.delete(counter)
 
-    def success(self, username: str) -> None:
-        self._counters.pop(self._key("account", username), None)
+    async def success(self, username: str) -> None:
+        await self._store.delete(self._key("failures", "account", username))
 
 
 # --- principal and RBAC (S9.3) -----------------------------------------------------------------

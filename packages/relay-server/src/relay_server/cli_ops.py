@@ -12,6 +12,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -223,7 +224,16 @@ def _check_smtp(settings: RelaySettings) -> Check:
     if problems:
         return Check("smtp", FAIL, "; ".join(problems))
     mode = "implicit TLS" if smtp.use_ssl else ("STARTTLS" if smtp.use_tls else "no TLS")
-    return Check("smtp", WARN if mode == "no TLS" else OK, f"{smtp.host}:{smtp.port} ({mode})")
+    where = f"{smtp.host}:{smtp.port}"
+    try:
+        with socket.create_connection((smtp.host, smtp.port), timeout=_NETWORK_TIMEOUT):
+            pass
+    except OSError as exc:
+        # Only a warning: this host may not be the one that sends (firewalls differ per process).
+        return Check(
+            "smtp", WARN, f"{where} ({mode}) is not reachable from here: {type(exc).__name__}: {exc}"
+        )
+    return Check("smtp", WARN if mode == "no TLS" else OK, f"{where} ({mode}) accepts connections")
 
 
 def _check_outbound(settings: RelaySettings) -> Check:
@@ -530,21 +540,25 @@ def register(app: typer.Typer) -> None:
         """One cleanup pass: old resolved groups, traces, finished deliveries, expired tokens."""
         cli = _cli()
         settings = cli._settings()
-        configured = settings.retention
-        policy = RetentionPolicy(
-            alert_days=configured.alert_days if alert_days is None else alert_days,
-            explain_trace_days=(
-                configured.explain_trace_days if explain_trace_days is None else explain_trace_days
-            ),
-            delivery_days=configured.delivery_days if delivery_days is None else delivery_days,
-            batch_size=max(1, configured.batch_size),
-        )
+        try:
+            policy = RetentionPolicy.of(
+                settings.retention,
+                alert_days=alert_days,
+                explain_trace_days=explain_trace_days,
+                delivery_days=delivery_days,
+            )
+        except ValueError as exc:
+            cli._fail(f"invalid retention settings: {exc}")
 
         async def work(relay: Relay) -> dict[str, Any]:
             report = await run_retention(relay.uow_factory, policy, now=relay.clock.now(), apply=not dry_run)
             return report.as_dict()
 
-        data = cli._with_relay(settings, work)
+        if as_json:
+            data = cli._with_relay(settings, work)
+        else:
+            with cli._console().status("retention: " + ("counting…" if dry_run else "cleaning up…")):
+                data = cli._with_relay(settings, work)
         if as_json:
             typer.echo(json.dumps(data, indent=2))
         else:

@@ -32,13 +32,11 @@ from relay_core.domain.model import (
     Channel,
     Group,
     GroupMembership,
-    RoleGroup,
     RoleGroupMember,
     Rotation,
     RotationMember,
     Route,
     Silence,
-    Subscription,
     Team,
     TeamMembership,
     User,
@@ -46,6 +44,7 @@ from relay_core.domain.model import (
 from relay_core.domain.rotation import localize, parse_handoff_time, validate_rotation
 from relay_core.ports.storage import Repository, UnitOfWork
 from relay_core.services.intake import ensure_builtin_categories
+from relay_core.services.subscriptions import apply_standard_preset
 from relay_server.auth import PERSONAL_TOKEN_PREFIX, ROUTE_TOKEN_PREFIX, NewToken, new_token, sha256_hex
 
 __all__ = [
@@ -416,19 +415,24 @@ def _berlin() -> Any:
 async def _standard_preset(
     b: _Builder, group_id: int, webhook_channel_id: int, admin: User, responders: list[User]
 ) -> None:
-    """Role groups and subscriptions of the standard preset (SPEC S8.6) in the demo group."""
+    """The standard preset (SPEC S8.6) in the demo group, with the demo users as members.
+
+    The role groups and subscriptions come from :func:`apply_standard_preset`, the same code as
+    ``POST /api/subscriptions/presets/standard``; the webhook channel is attached where the preset
+    names one.
+    """
     uow = b.uow
-    categories = {cat.slug: cat for cat in await ensure_builtin_categories(uow) if cat.group_id is None}
-    role_groups: dict[str, RoleGroup] = {}
-    for preset in STANDARD_PRESET.role_groups:
-        role_groups[preset.slug] = await b.get_or_add(
-            "role group",
-            preset.slug,
-            uow.role_groups,
-            RoleGroup(group_id=group_id, slug=preset.slug, name=preset.name, description=preset.description),
-            group_id=group_id,
-            slug=preset.slug,
-        )
+    known_rgs = {rg.id for rg in await uow.role_groups.find(group_id=group_id)}
+    known_subs = {sub.id for sub in await uow.subscriptions.find(group_id=group_id)}
+    result = await apply_standard_preset(
+        uow,
+        group_id,
+        categories=await ensure_builtin_categories(uow),
+        webhook_channel_id=webhook_channel_id,
+    )
+    b.created.extend(f"role group {rg.slug}" for rg in result.role_groups if rg.id not in known_rgs)
+    b.created.extend(f"subscription {sub.name}" for sub in result.subscriptions if sub.id not in known_subs)
+    role_groups = {rg.slug: rg for rg in result.role_groups}
     members = {"org-admins": [admin], "tech-devops": responders}
     for slug, users in members.items():
         for user in users:
@@ -440,28 +444,6 @@ async def _standard_preset(
                 role_group_id=role_groups[slug].id,
                 user_id=user.id,
             )
-    for sub in STANDARD_PRESET.subscriptions:
-        category = categories[sub.category_slug]
-        role_group = role_groups[sub.role_group_slug]
-        await b.get_or_add(
-            "subscription",
-            sub.name,
-            uow.subscriptions,
-            Subscription(
-                group_id=group_id,
-                category_id=category.id,
-                role_group_id=role_group.id,
-                name=sub.name,
-                channel_types=sub.channel_types,
-                channel_ids=sub.channel_ids(webhook_channel_id=webhook_channel_id),
-                matchers=dict(sub.matchers),
-                requires_opt_in=sub.requires_opt_in,
-            ),
-            group_id=group_id,
-            role_group_id=role_group.id,
-            category_id=category.id,
-            name=sub.name,
-        )
 
 
 async def check_demo_data(relay: Relay) -> list[str]:

@@ -131,7 +131,8 @@ def _relay_error(request: Request[Any, Any, Any], exc: RelayError) -> Response[d
 def _clean_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(detail)
     loc = out.get("loc")
-    if isinstance(loc, str) and loc and not loc.startswith("$"):
+    # Body locations are JSONPath (``$.field``); query/path/header ones keep their prefix.
+    if isinstance(loc, str) and loc and not loc.startswith(("$", "query.", "path.", "header.")):
         out["loc"] = "$." + loc
     return out
 
@@ -204,7 +205,7 @@ def _body_limit(request: Request[Any, Any, Any]) -> int:
 
 
 def _internal(request: Request[Any, Any, Any], exc: BaseException) -> Response[dict[str, Any]]:
-    error_id = str(uuid.uuid4())
+    error_id = uuid.uuid4().hex
     # The traceback names code, not data; request headers and bodies are never logged (S13.7).
     log.error(
         "relay.http.unhandled_error error_id=%s method=%s path=%s exception=%s",
@@ -213,8 +214,9 @@ def _internal(request: Request[Any, Any, Any], exc: BaseException) -> Response[d
         request.url.path,
         type(exc).__name__,
         exc_info=(type(exc), exc, exc.__traceback__),
+        extra={"error_id": error_id},  # a field of its own in the JSON line (S10.6)
     )
-    return error_response(500, "internal_error", "internal server error", error_id=error_id)
+    return error_response(500, "internal_error", "Internal server error", error_id=error_id)
 
 
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

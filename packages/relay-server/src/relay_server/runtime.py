@@ -26,13 +26,17 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from relay_adapters.compose import aclose_relay, ensure_secret_key, relay_from_settings
+from relay_adapters.compose import aclose_relay, ensure_secret_key, redis_dispatcher, relay_from_settings
 from relay_adapters.logging import configure_logging, get_logger
 from relay_adapters.settings import RelaySettings
 from relay_core.bootstrap import Relay
 from relay_core.domain.errors import RelayError
+
+if TYPE_CHECKING:
+    from relay_adapters.dispatch_redis import RedisDispatcher
+from relay_core.services.retention import RetentionPolicy
 
 __all__ = [
     "DUE_ACTIONS_LEASE",
@@ -211,9 +215,18 @@ class SchedulerLoop(_Loop):
         lease_ttl_seconds: int = 30,
         holder: str | None = None,
         lease_name: str = DUE_ACTIONS_LEASE,
+        retention: Any = None,
+        retention_interval: float = 86400.0,
+        queue: RedisDispatcher | None = None,
     ) -> None:
         super().__init__()
         self.relay = relay
+        self.queue = queue
+        """With Redis and no in-process worker: the ``outbox_relay`` enqueue (SPEC S5.8)."""
+        self.retention = retention
+        """A ``RetentionPolicy`` for the ``retention_cleanup`` pass (SPEC S10.7); None: no cleanup."""
+        self.retention_interval = retention_interval
+        self._last_retention_pass: dt.datetime | None = None
         self.tick_seconds = tick_seconds
         self.lease_ttl_seconds = lease_ttl_seconds
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -244,11 +257,35 @@ class SchedulerLoop(_Loop):
             return None
         taken = await self.relay.tick()
         self.ticks += 1
+        if self.queue is not None:
+            from relay_adapters.dispatch_redis import relay_outbox
+
+            try:
+                await relay_outbox(self.relay, self.queue, self.relay.clock.now())
+            except RelayError:
+                raise
+            except Exception as exc:  # Redis is down: the intents wait for the next tick
+                log.warning("relay.scheduler.enqueue_failed", error_type=type(exc).__name__)
         # The silence lifecycle job (SPEC S3.6) runs every 30 s under the same lease.
         now = self.relay.clock.now()
         if self._last_silence_pass is None or (now - self._last_silence_pass).total_seconds() >= 30:
             await self.relay.silence_lifecycle(now)
             self._last_silence_pass = now
+            # S7.7 voice_status_poll, every 30 s under the same lease.
+            from relay_core.services.voice import poll_voice_calls
+
+            await poll_voice_calls(self.relay.ctx, now=now)
+        # S10.7 retention_cleanup, every retention.cleanup_interval_seconds under the same lease.
+        if self.retention is not None and (
+            self._last_retention_pass is None
+            or (now - self._last_retention_pass).total_seconds() >= self.retention_interval
+        ):
+            from relay_core.services.retention import run_retention
+
+            self._last_retention_pass = now
+            report = await run_retention(self.relay.uow_factory, self.retention, now=now)
+            if report.total:
+                log.info("relay.retention.cleaned", **{k: v for k, v in report.counts.items() if v})
         if taken:
             log.info("relay.scheduler.actions_taken", job=self.lease_name, actions=taken)
         return taken
@@ -278,6 +315,29 @@ class SchedulerLoop(_Loop):
             await self.release_lease()
         except Exception:
             log.exception("relay.scheduler.release_failed", job=self.lease_name)
+
+
+class TelegramPollingLoop(_Loop):
+    """Telegram long polling (``telegram.mode = "polling"``, SPEC S6.6, S5.11 ``telegram_poll``).
+
+    Runs :class:`relay_adapters.channels.inbound.TelegramPolling`: one ``getUpdates`` loop per
+    distinct bot of the enabled telegram channels, each under its own lease.
+    """
+
+    name = "telegram"
+
+    def __init__(self, relay: Relay, http: Any) -> None:
+        super().__init__()
+        from relay_adapters.channels.inbound import TelegramPolling
+
+        holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.polling = TelegramPolling(relay, http, holder=holder)
+
+    def _on_stop(self) -> None:
+        self.polling.stop()
+
+    async def _run(self) -> None:
+        await self.polling.run()
 
 
 # --- wiring into the app ---------------------------------------------------------------------
@@ -382,7 +442,12 @@ async def _serve_async(
     import uvicorn
 
     dispatcher = InProcessDispatcher() if worker else None
-    relay = relay_from_settings(settings, dispatcher=dispatcher)
+    # Production web process (no in-process worker, SPEC S5.8): fresh intents go to the workers
+    # through Redis right after commit; the scheduler's outbox_relay is the safety net.
+    queue = None if worker else redis_dispatcher(settings)
+    relay = relay_from_settings(settings, dispatcher=dispatcher or queue)
+    if queue is not None:
+        queue.bind(relay)
     try:
         if demo:
             from relay_server.demo import ensure_demo_data
@@ -401,8 +466,13 @@ async def _serve_async(
                     relay,
                     tick_seconds=settings.scheduler.tick_seconds,
                     lease_ttl_seconds=settings.scheduler.lease_ttl_seconds,
+                    retention=RetentionPolicy.of(settings.retention),
+                    retention_interval=settings.retention.cleanup_interval_seconds,
+                    queue=queue,
                 )
             )
+            if settings.telegram.mode == "polling" and relay.ctx.http is not None:
+                loops.append(TelegramPollingLoop(relay, relay.ctx.http))
         app = attach_background(_create_app(relay, settings), loops)
         configure_logging(settings)  # the web framework may have installed its own handlers
         config = uvicorn.Config(
@@ -431,7 +501,11 @@ async def _serve_async(
         log.info("relay.server.stopped")
         return 0
     finally:
-        await aclose_relay(relay)
+        try:
+            if queue is not None:
+                await queue.aclose()
+        finally:
+            await aclose_relay(relay)
 
 
 def _database_kind(settings: RelaySettings) -> str:

@@ -332,3 +332,14 @@ class CategoryUpdate(_Body, kw_only=True):
     presentation: Literal["incident", "advisory"] | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
     position: Annotated[int, Meta(ge=0, le=10_000)] | UnsetType = UNSET
+
+
+# --- simulation (S3.9) -----------------------------------------------------------------------
+
+
+class SimulateBody(_Body, kw_only=True):
+    source: Annotated[str, Meta(min_length=1, max_length=64)]
+    payload: dict[str, Any] | list[Any]
+    route_id: Id | None = None
+    at: DateTimeText | None = None
+    horizon_seconds: Annotated[int, Meta(ge=0, le=7 * 86400)] = 3600

@@ -2,7 +2,8 @@
 
 - :mod:`relay_worker.broker`: ``make_broker(settings)`` -> ``RedisBroker`` or ``StubBroker``.
 - :mod:`relay_worker.actors`: ``declare_actors(broker, relay_provider)`` (``relay.delivery.send``),
-  ``RedisDispatcher`` (the ``Dispatcher`` port over dramatiq), ``OutboxPoller`` (no Redis).
+  ``RedisDispatcher`` (the ``Dispatcher`` port over dramatiq, from
+  :mod:`relay_adapters.dispatch_redis`, which the web process uses too), ``OutboxPoller`` (no Redis).
 - :mod:`relay_worker.scheduler`: ``Scheduler`` (``due_actions``, ``outbox_relay``,
   ``silence_lifecycle`` under database leases).
 - :mod:`relay_worker.entrypoint`: ``run_worker`` / ``run_scheduler`` for ``relay worker`` and

@@ -21,6 +21,9 @@ coroutines on the same loop). An actor interrupted while waiting (dramatiq time 
 shutdown) stops waiting but does not cancel its coroutine: a send that already left is
 better finished and recorded than abandoned into an ambiguous re-send.
 
+The enqueue side (:class:`RedisDispatcher`, :data:`SEND_ACTOR`, :data:`DELIVERY_QUEUE`) lives in
+:mod:`relay_adapters.dispatch_redis`, because the web process uses it too; it is re-exported here.
+
 Without Redis, :class:`OutboxPoller` is the runner: it polls the outbox and is woken at
 once by ``enqueue`` (it is itself a ``Dispatcher``), for ``relay worker`` without
 ``redis.url`` and for the in-process worker of ``relay serve``.
@@ -38,9 +41,9 @@ from typing import Any, Final, Self, TypeVar
 import attrs
 import dramatiq
 
+from relay_adapters.dispatch_redis import DELIVERY_QUEUE, SEND_ACTOR, RedisDispatcher
 from relay_adapters.logging import get_logger
 from relay_core.bootstrap import Relay
-from relay_core.domain import constants as c
 from relay_core.domain.commands import DeliverDueIntents
 from relay_core.domain.errors import StorageUnavailable
 
@@ -58,10 +61,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: ``relay.delivery.send(intent_id: int)``: claim and deliver one outbox intent.
-SEND_ACTOR: Final = "relay.delivery.send"
-#: The dramatiq queue of delivery messages (Redis keys ``<namespace>:delivery``…).
-DELIVERY_QUEUE: Final = "delivery"
 #: Every actor name :func:`declare_actors` declares.
 ACTOR_NAMES: Final = (SEND_ACTOR,)
 
@@ -221,88 +220,6 @@ def declare_actors(
     declare = dramatiq.actor(broker=broker, actor_name=SEND_ACTOR, queue_name=DELIVERY_QUEUE, max_retries=0)
     actor: dramatiq.Actor[[int], None] = declare(send)
     return Actors(broker=broker, send=actor, runner=loop)
-
-
-class RedisDispatcher:
-    """The ``Dispatcher`` port over dramatiq: one ``relay.delivery.send`` message per due intent.
-
-    Args:
-        actors: The declared actors (or the send actor itself) whose broker receives messages.
-        relay: The relay whose outbox is read and marked; may be given later with
-            :meth:`bind` (the relay is usually built with this dispatcher).
-
-    After a command commits, :meth:`enqueue` receives its intent ids. Intents already due
-    and still pending get a message; later ones are left to the scheduler's ``outbox_relay``
-    job, which enqueues them when they fall due (never broker delays, SPEC S5.11). Sent intents
-    get ``enqueued_at = now``, so ``outbox_relay`` re-sends only those not enqueued for
-    ``delivery.requeue_after_seconds``. Everything is best effort: a lost message is
-    re-enqueued by the outbox relay and a duplicate one is a no-op.
-    """
-
-    def __init__(self, actors: Actors | dramatiq.Actor[[int], None], *, relay: Relay | None = None) -> None:
-        self._actor = actors.send if isinstance(actors, Actors) else actors
-        self._relay = relay
-
-    def bind(self, relay: Relay) -> None:
-        """Read and mark the outbox of ``relay``."""
-        self._relay = relay
-
-    async def enqueue(self, intent_ids: Sequence[int]) -> None:
-        """The port: dispatch, and log instead of raising (the commit has happened already)."""
-        try:
-            await self.dispatch(intent_ids)
-        except Exception as exc:
-            _log.warning(
-                "relay.dispatch.enqueue_failed",
-                intent_count=len(intent_ids),
-                error_type=type(exc).__name__,
-                error=str(exc)[:500],
-            )
-
-    async def dispatch(self, intent_ids: Sequence[int]) -> list[int]:
-        """Send messages for the due pending intents among ``intent_ids``; the ids sent.
-
-        Raises when the broker or the database fails before anything was sent.
-        """
-        ids = list(dict.fromkeys(int(i) for i in intent_ids))
-        if not ids:
-            return []
-        relay = self._relay
-        if relay is None:
-            return await asyncio.to_thread(self._send_all, ids)
-        now = relay.clock.now()
-        async with relay.uow_factory() as uow:
-            due = await uow.intents.find(id__in=ids, status=c.INTENT_PENDING, due_at__lte=now)
-            await uow.commit()
-        if not due:
-            return []
-        sent = await asyncio.to_thread(self._send_all, [i.id for i in due])
-        if sent:
-            async with relay.uow_factory() as uow:
-                for intent_id in sent:
-                    await uow.intents.update_where(
-                        intent_id, {"status": c.INTENT_PENDING}, {"enqueued_at": now}
-                    )
-                await uow.commit()
-        return sent
-
-    def _send_all(self, ids: Sequence[int]) -> list[int]:
-        sent: list[int] = []
-        for intent_id in ids:
-            try:
-                self._actor.send(intent_id)
-            except Exception as exc:
-                if not sent:
-                    raise
-                _log.warning(
-                    "relay.dispatch.partial",
-                    sent=len(sent),
-                    unsent=len(ids) - len(sent),
-                    error_type=type(exc).__name__,
-                )
-                break
-            sent.append(intent_id)
-        return sent
 
 
 class OutboxPoller:

@@ -21,14 +21,23 @@ from typing import Any, Final
 
 import dramatiq
 
+from relay_adapters.channels.inbound import TelegramPolling
 from relay_adapters.compose import aclose_relay, relay_from_settings
+from relay_adapters.dispatch_redis import redis_dispatcher
 from relay_adapters.logging import configure_logging, get_logger
 from relay_adapters.settings import RelaySettings
 from relay_core.bootstrap import Relay
 from relay_core.ports.channels import ChannelSender
+from relay_core.services.retention import RetentionPolicy
 from relay_worker.actors import EventLoopThread, OutboxPoller, RedisDispatcher, declare_actors
 from relay_worker.broker import make_broker
-from relay_worker.scheduler import Scheduler
+from relay_worker.scheduler import (
+    EXPIRED_ROW_JOBS,
+    Scheduler,
+    expired_rows_job,
+    retention_cleanup_job,
+    voice_status_poll_job,
+)
 
 __all__ = ["SHUTDOWN_TIMEOUT_SECONDS", "run_scheduler", "run_worker"]
 
@@ -254,7 +263,9 @@ def run_scheduler(
 
     With ``redis.url`` the ``outbox_relay`` job sends due intents to the workers through
     dramatiq; without, it only reclaims expired leases (workers poll the outbox). Several
-    schedulers may run at once.
+    schedulers may run at once. With ``telegram.mode = "polling"`` (the default) the process
+    also long-polls the Telegram bots of the enabled telegram channels (one process per bot,
+    under a lease), as ``relay serve`` does in the embedded topology.
     """
     if setup_logging:
         configure_logging(settings)
@@ -264,15 +275,8 @@ def run_scheduler(
 async def _run_scheduler(
     settings: RelaySettings, channels: Sequence[ChannelSender], holder: str | None
 ) -> int:
-    broker: dramatiq.Broker | None = None
-    dispatcher: RedisDispatcher | None = None
-    if settings.redis.url:
-        broker = make_broker(settings)
-
-        def no_relay() -> Relay:
-            raise RuntimeError("the scheduler process only sends messages")
-
-        dispatcher = RedisDispatcher(declare_actors(broker, no_relay))
+    # Sends only (never consumes); ``outbox_relay`` waits for each send, so not in the background.
+    dispatcher = redis_dispatcher(settings, background=False)
     relay = relay_from_settings(settings, dispatcher=dispatcher, channels=channels)
     if dispatcher is not None:
         dispatcher.bind(relay)
@@ -282,13 +286,46 @@ async def _run_scheduler(
         tick_seconds=settings.scheduler.tick_seconds,
         lease_ttl=settings.scheduler.lease_ttl_seconds,
         dispatcher=dispatcher,
+        extra_jobs=[
+            voice_status_poll_job(relay, settings.voice.poll_interval_seconds),
+            retention_cleanup_job(
+                relay,
+                RetentionPolicy.of(settings.retention),
+                max(60.0, float(settings.retention.cleanup_interval_seconds)),
+            ),
+            *(
+                expired_rows_job(relay, name, batch_size=settings.retention.batch_size)
+                for name in EXPIRED_ROW_JOBS
+            ),
+        ],
     )
     loop = asyncio.get_running_loop()
     with _loop_signals(loop, scheduler.stop):
+        polling = _telegram_polling(settings, relay, scheduler.holder)
+        polling_task = asyncio.create_task(polling.run()) if polling is not None else None
         try:
             await scheduler.run_forever()
         finally:
-            await aclose_relay(relay)
-            if broker is not None:
-                broker.close()
+            try:
+                if polling is not None and polling_task is not None:
+                    polling.stop()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(polling_task, SHUTDOWN_TIMEOUT_SECONDS)
+            finally:
+                if dispatcher is not None:
+                    await dispatcher.aclose()
+                await aclose_relay(relay)
     return 0
+
+
+def _telegram_polling(settings: RelaySettings, relay: Relay, holder: str) -> TelegramPolling | None:
+    """Telegram long polling for this scheduler process (``telegram.mode = "polling"``, SPEC S6.6).
+
+    The same :class:`relay_adapters.channels.inbound.TelegramPolling` as ``relay serve`` runs:
+    one ``getUpdates`` loop per bot of the enabled telegram channels, each under its own lease
+    (``telegram_poll:<token digest>``), so with several schedulers one of them polls a bot.
+    None in webhook mode or without an outbound HTTP client.
+    """
+    if settings.telegram.mode != "polling" or relay.ctx.http is None:
+        return None
+    return TelegramPolling(relay, relay.ctx.http, holder=holder)

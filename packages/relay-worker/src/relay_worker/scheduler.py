@@ -32,16 +32,17 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
 
+from relay_adapters.dispatch_redis import pending_unqueued
 from relay_adapters.logging import get_logger
 from relay_core.bootstrap import Relay
-from relay_core.domain import constants as c
 from relay_core.domain.errors import StorageUnavailable
-from relay_core.domain.model import NotificationIntent, SchedulerLease
+from relay_core.domain.model import SchedulerLease
 from relay_core.ports.dispatch import Dispatcher
 from relay_core.services import delivery, lifecycle
 
 __all__ = [
     "DUE_ACTIONS",
+    "EXPIRED_ROW_JOBS",
     "OUTBOX_RELAY",
     "SILENCE_LIFECYCLE",
     "Job",
@@ -49,6 +50,7 @@ __all__ = [
     "OutboxDispatcher",
     "Scheduler",
     "default_holder",
+    "expired_rows_job",
 ]
 
 DUE_ACTIONS: Final = "due_actions"
@@ -242,25 +244,8 @@ class Scheduler:
         return {"reclaimed": reclaimed, "enqueued": enqueued}
 
     async def pending_unqueued(self, now: dt.datetime) -> list[int]:
-        """Ids of due pending intents that need a message (SPEC S5.8), most urgent first.
-
-        That is: never enqueued; enqueued longer than ``requeue_after_seconds`` ago (the
-        message may be lost); or enqueued before they last fell due (a retry, a reclaimed
-        lease, an edit that waited for its message), whose message has been consumed.
-        """
-        settings = self.relay.ctx.settings
-        batch = settings.scheduler_batch_size
-        cutoff = now - dt.timedelta(seconds=settings.requeue_after_seconds)
-        due: dict[str, Any] = {"status": c.INTENT_PENDING, "due_at__lte": now, "order_by": "due_at"}
-        async with self.relay.uow_factory() as uow:
-            never = await uow.intents.find(enqueued_at=None, limit=batch, **due)
-            stale = await uow.intents.find(enqueued_at__lt=cutoff, limit=batch, **due)
-            recent = await uow.intents.find(enqueued_at__gte=cutoff, limit=batch, **due)
-            await uow.commit()
-        fell_due = [i for i in recent if i.enqueued_at is not None and i.enqueued_at < i.due_at]
-        picked: dict[int, NotificationIntent] = {i.id: i for i in (*never, *stale, *fell_due)}
-        ordered = sorted(picked.values(), key=lambda i: (i.priority, i.due_at, i.id))
-        return [i.id for i in ordered[:batch]]
+        """Ids of due pending intents that need a message (SPEC S5.8), most urgent first."""
+        return await pending_unqueued(self.relay, now)
 
     # --- passes ------------------------------------------------------------------------
 
@@ -389,3 +374,55 @@ def _worth_logging(result: Any) -> bool:
     if isinstance(result, tuple):
         return any(bool(v) for v in result)
     return bool(result)
+
+
+def voice_status_poll_job(relay: Relay, interval: float = 30.0) -> Job:
+    """The ``voice_status_poll`` job (SPEC S7.7): polling-only voice providers, every 30 s."""
+    from relay_core.services.voice import poll_voice_calls
+
+    async def run(now: dt.datetime) -> int:
+        return await poll_voice_calls(relay.ctx, now=now)
+
+    return Job(name="voice_status_poll", interval=interval, run=run)
+
+
+def retention_cleanup_job(relay: Relay, policy: Any, interval: float = 86400.0) -> Job:
+    """The ``retention_cleanup`` job (SPEC S10.7): one ``relay retention run`` pass per interval.
+
+    ``policy`` is a :class:`relay_core.services.retention.RetentionPolicy`.
+    """
+    from relay_core.services.retention import run_retention
+
+    async def run(now: dt.datetime) -> dict[str, int]:
+        report = await run_retention(relay.uow_factory, policy, now=now)
+        return {kind: count for kind, count in report.counts.items() if count}
+
+    return Job(name="retention_cleanup", interval=interval, run=run)
+
+
+#: The hourly jobs that delete expired rows (SPEC S5.11): job name -> repository.
+EXPIRED_ROW_JOBS: Final = {
+    "callback_receipt_cleanup": "callback_receipts",
+    "action_token_cleanup": "action_tokens",
+}
+
+
+def expired_rows_job(relay: Relay, name: str, *, batch_size: int = 500, interval: float = 3600.0) -> Job:
+    """``callback_receipt_cleanup`` or ``action_token_cleanup``: delete rows whose ``expires_at`` has
+    passed, in batches of ``batch_size`` (one transaction each); the job's result is the count."""
+    repository = EXPIRED_ROW_JOBS[name]
+
+    async def run(now: dt.datetime) -> int:
+        removed = 0
+        while True:
+            async with relay.uow_factory() as uow:
+                repo = getattr(uow, repository)
+                rows = await repo.find(expires_at__lt=now, limit=batch_size, order_by="id")
+                for row in rows:
+                    await repo.delete(row.id)
+                await uow.commit()
+            removed += len(rows)
+            if len(rows) < batch_size:
+                return removed
+
+    return Job(name=name, interval=interval, run=run)

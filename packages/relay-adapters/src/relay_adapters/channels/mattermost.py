@@ -59,6 +59,7 @@ __all__ = [
     "MattermostConfig",
     "build_attachment",
     "mattermost_callback_secret",
+    "read_mattermost_action",
     "sign_mattermost_context",
     "verify_mattermost_action",
 ]
@@ -132,6 +133,48 @@ class MattermostAction:
     user_id: str | None
     """Mattermost user id (mapped to a Relay user by ``mattermost_user_id``)."""
     post_id: str | None
+
+
+def read_mattermost_action(body: Any) -> MattermostAction:
+    """Read a click without checking its signature (to find the channel whose secret checks it).
+
+    Raises:
+        InboundCallbackError: 400 ``invalid_payload`` for a malformed body.
+    """
+    _context(body)
+    return _action(body)
+
+
+def _context(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping) or not isinstance(body.get("context"), Mapping):
+        raise InboundCallbackError("invalid_payload", "Mattermost action body has no context", status=400)
+    context: Mapping[str, Any] = body["context"]
+    if context.get("action") not in _ACTIONS or not isinstance(context.get("signature"), str):
+        raise InboundCallbackError("invalid_payload", "Mattermost action context is incomplete", status=400)
+    try:
+        ids = (int(context["alert_id"]), int(context["channel_id"]))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise InboundCallbackError(
+            "invalid_payload", "Mattermost action context is incomplete", status=400
+        ) from exc
+    if not all(0 < value < 2**63 for value in ids):
+        raise InboundCallbackError(
+            "invalid_payload", "Mattermost action context ids are out of range", status=400
+        )
+    return context
+
+
+def _action(body: Mapping[str, Any]) -> MattermostAction:
+    context = body["context"]
+    user_id = body.get("user_id")
+    post_id = body.get("post_id")
+    return MattermostAction(
+        action=str(context["action"]),
+        alert_id=int(context["alert_id"]),
+        channel_id=int(context["channel_id"]),
+        user_id=str(user_id) if user_id else None,
+        post_id=str(post_id) if post_id else None,
+    )
 
 
 def verify_mattermost_action(body: Any, secret: str | Sequence[str | None]) -> MattermostAction:

@@ -17,10 +17,12 @@ The bot token is part of every API URL, so no message, log line or error here co
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import html
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 import attrs
@@ -61,10 +63,14 @@ __all__ = [
     "TelegramCallback",
     "TelegramChannel",
     "TelegramConfig",
+    "TelegramPoller",
+    "answer_callback_query",
     "build_keyboard",
     "callback_data",
     "parse_callback_data",
     "render_html",
+    "set_webhook",
+    "telegram_api_call",
     "telegram_signing_key",
     "verify_webhook_secret",
 ]
@@ -380,3 +386,123 @@ class TelegramChannel:
         if 200 <= status < 300:
             raise RetryableDeliveryError(f"{service} answered without ok: {description}")
         raise PermanentDeliveryError(f"{service} failed ({status}): {description}")
+
+
+# --- answering callbacks and long polling (S6.6) ------------------------------------------------
+
+
+async def telegram_api_call(
+    http: httpx.AsyncClient, config: TelegramConfig, method: str, body: Mapping[str, Any]
+) -> Any:
+    """Call a Bot API method outside a delivery; the ``result``, or raise a delivery error.
+
+    Used for ``answerCallbackQuery`` and ``getUpdates``; messages never contain the URL (it holds
+    the bot token).
+    """
+    url = f"{config.api_base.rstrip('/')}/bot{config.bot_token}/{method}"
+    service = f"telegram {method}"
+    response = await send_request(http, "POST", url, service=service, json=body)
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and answer.get("ok") is True and 200 <= response.status_code < 300:
+        return answer.get("result")
+    description = (
+        str(answer.get("description") or "") if isinstance(answer, dict) else response_snippet(response)
+    )
+    if response.status_code == 429 or response.status_code >= 500:
+        raise RetryableDeliveryError(f"{service} answered HTTP {response.status_code}: {description}")
+    raise PermanentDeliveryError(f"{service} failed ({response.status_code}): {description}")
+
+
+async def answer_callback_query(
+    http: httpx.AsyncClient, config: TelegramConfig, callback_query_id: str, text: str
+) -> None:
+    """``answerCallbackQuery`` with a short text (Telegram shows it as a toast; ≤ 200 chars)."""
+    await telegram_api_call(
+        http, config, "answerCallbackQuery", {"callback_query_id": callback_query_id, "text": text[:200]}
+    )
+
+
+async def set_webhook(http: httpx.AsyncClient, config: TelegramConfig, url: str) -> None:
+    """``setWebhook`` for webhook mode (``relay telegram set-webhook --channel N``, S6.6).
+
+    ``url`` is ``<public_base_url>/api/integrations/telegram/webhook/<channel_id>``; Telegram
+    then sends the channel's ``webhook_secret`` in ``X-Telegram-Bot-Api-Secret-Token``.
+    """
+    if not config.webhook_secret:
+        raise PermanentDeliveryError("telegram webhook mode needs the channel's webhook_secret")
+    body = {"url": url, "secret_token": config.webhook_secret, "allowed_updates": ["callback_query"]}
+    await telegram_api_call(http, config, "setWebhook", body)
+
+
+UpdateHandler = Callable[[Mapping[str, Any]], Awaitable[Any]]
+
+
+class TelegramPoller:
+    """Long polling of one bot's ``getUpdates`` (``telegram.mode = "polling"``, S6.6).
+
+    Each update is handed to ``handle`` (the same processing as the webhook endpoint), then the
+    offset moves past it, so Telegram drops it. Drive :meth:`poll_once` from a loop (see
+    :meth:`run`); the long-poll wait is kept below the outbound client's total timeout.
+
+    Args:
+        config: The channel configuration holding the bot token (any channel of that bot).
+        http: The outbound client.
+        handle: ``async (update) -> Any``; its exceptions are logged and the update is skipped.
+        wait_seconds: Long-poll ``timeout``; by default 2 s under the client's total timeout.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: TelegramConfig,
+        http: httpx.AsyncClient,
+        handle: UpdateHandler,
+        wait_seconds: int | None = None,
+    ) -> None:
+        self.config = config
+        self.http = http
+        self.handle = handle
+        total = float(getattr(http, "total_timeout", 10.0))
+        self.wait_seconds = wait_seconds if wait_seconds is not None else max(int(total) - 2, 0)
+        self.offset: int | None = None
+        self._stop = asyncio.Event()
+
+    async def poll_once(self) -> int:
+        """One ``getUpdates`` call; returns how many updates were handled."""
+        body: dict[str, Any] = {"timeout": self.wait_seconds, "allowed_updates": ["callback_query"]}
+        if self.offset is not None:
+            body["offset"] = self.offset
+        updates = await telegram_api_call(self.http, self.config, "getUpdates", body)
+        handled = 0
+        for update in updates if isinstance(updates, list) else []:
+            if not isinstance(update, Mapping) or not isinstance(update.get("update_id"), int):
+                continue
+            self.offset = int(update["update_id"]) + 1
+            try:
+                await self.handle(update)
+            except Exception as exc:  # one bad update must not stop the bot's polling
+                logger.warning("relay.telegram.update_failed: %s", type(exc).__name__)
+            handled += 1
+        return handled
+
+    async def run(self, *, idle_seconds: float = 1.0, max_backoff_seconds: float = 30.0) -> None:
+        """Poll until :meth:`stop`; failures back off (1 s doubling to 30 s)."""
+        backoff = idle_seconds
+        while not self._stop.is_set():
+            try:
+                await self.poll_once()
+                backoff = idle_seconds
+                delay = 0.0 if self.wait_seconds else idle_seconds
+            except Exception as exc:
+                logger.warning("relay.telegram.poll_failed: %s", getattr(exc, "message", type(exc).__name__))
+                delay = backoff
+                backoff = min(backoff * 2, max_backoff_seconds)
+            if delay:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -364,11 +364,11 @@ class ProviderLoader:
 
 
 def _default_builtins(kind: ProviderKind) -> dict[str, type[Any]]:
-    from relay_adapters.voice import stub
+    from relay_adapters.voice import simulator, stub
 
     if kind.label == SMS.label:
-        return {stub.SmsProvider.name: stub.SmsProvider}
-    return {stub.Provider.name: stub.Provider}
+        return {stub.SmsProvider.name: stub.SmsProvider, simulator.SmsProvider.name: simulator.SmsProvider}
+    return {stub.Provider.name: stub.Provider, simulator.Provider.name: simulator.Provider}
 
 
 def make_voice_loader(

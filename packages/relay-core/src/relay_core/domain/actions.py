@@ -24,6 +24,23 @@ class ExpiredActionToken(RelayError):
     status = 410
 
 
+class ActionTokenUsed(RelayError):
+    code = "token_already_used"
+    status = 409
+
+
+class ActionRejected(RelayError):
+    """The actor may not act: unknown or unlinked user, no responder rights, wrong channel or team."""
+
+    code = "action_rejected"
+    status = 403
+
+
+class AlertNotFound(RelayError):
+    code = "alert_not_found"
+    status = 404
+
+
 @attrs.frozen(kw_only=True)
 class ActionClaims:
     jti: str
@@ -62,7 +79,9 @@ def sign_action(secret: str, claims: ActionClaims) -> str:
 def verify_action(secret: str, token: str, now: dt.datetime) -> ActionClaims:
     """Check signature and expiry; single use is the caller's job (``action_tokens`` rows)."""
     payload, sep, mac = token.partition(".")
-    if not sep or not hmac.compare_digest(_mac(secret, payload), mac):
+    if not sep or not payload.isascii() or not mac.isascii():
+        raise InvalidActionToken("action link signature is invalid")
+    if not hmac.compare_digest(_mac(secret, payload).encode(), mac.encode()):
         raise InvalidActionToken("action link signature is invalid")
     try:
         body = json.loads(_unb64(payload))
@@ -74,7 +93,7 @@ def verify_action(secret: str, token: str, now: dt.datetime) -> ActionClaims:
             user_id=body.get("u"),
             expires_at=dt.datetime.fromtimestamp(int(body["exp"]), dt.UTC),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, OSError) as exc:
         raise InvalidActionToken("action link is malformed") from exc
     if claims.expires_at <= now:
         raise ExpiredActionToken("action link has expired")

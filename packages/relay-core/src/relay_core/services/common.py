@@ -294,98 +294,12 @@ class Writer:
         return group
 
 
-SUB_EVENT_TO_INTENT = {
-    c.SUB_EVENT_CREATED: c.EV_NOTIFICATION,
-    c.SUB_EVENT_REOPENED: c.EV_NOTIFICATION,
-    c.SUB_EVENT_ESCALATED: c.EV_ESCALATION,
-    c.SUB_EVENT_ACKNOWLEDGED: c.EV_ACKNOWLEDGED,
-    c.SUB_EVENT_RESOLVED: c.EV_RESOLVED,
-}
-
-
 async def fan_out(writer: Writer, group: AlertGroup, sub_event: str) -> list[tuple[int, str | None]]:
     """Subscription intents for a group event, besides the on-call path (SPEC S8.5).
 
-    Returns ``(subscription_id, skip_reason)`` per subscription of the group's category.
-    A destination channel reached through several subscriptions gets one message.
+    Returns ``(subscription_id, skip_reason)`` per subscription of the group's category; see
+    :func:`relay_core.services.subscriptions.fan_out_subscriptions`.
     """
-    from relay_core.domain.categories import subscription_decision
-    from relay_core.domain.matchers import MatchContext
+    from relay_core.services.subscriptions import fan_out_subscriptions
 
-    uow = writer.uow
-    if group.category_id is None:
-        return []
-    team = await uow.teams.get(group.team_id)
-    category = await uow.categories.get(group.category_id)
-    if team is None or category is None:
-        return []
-    subs = await uow.subscriptions.find(group_id=team.group_id, category_id=category.id)
-    if not subs:
-        return []
-    match_ctx = MatchContext(
-        labels=group.common_labels,
-        status=group.status,
-        severity=group.severity,
-        source=group.source,
-        title=group.title,
-        message=group.message,
-        category=category.slug,
-        team_id=team.id,
-        team_slug=team.slug,
-        team_name=team.name,
-        route_id=group.route_id,
-    )
-    intent_event = SUB_EVENT_TO_INTENT[sub_event]
-    decisions: list[tuple[int, str | None]] = []
-    reached: set[int] = set()
-    seq = group.lifecycle_version
-    for sub in subs:
-        reason = subscription_decision(
-            sub,
-            category=category,
-            ctx=match_ctx,
-            event=sub_event,
-            group_silenced=group.status == c.GROUP_SILENCED,
-        )
-        decisions.append((sub.id, reason))
-        if reason is not None:
-            await writer.add_event(
-                event(
-                    group,
-                    "subscription_skipped",
-                    f"Subscription {sub.name}: {reason}",
-                    writer.now,
-                    data={"subscription_id": sub.id, "reason": reason, "event": sub_event},
-                )
-            )
-            continue
-        due = writer.now
-        if sub_event == c.SUB_EVENT_CREATED and sub.notify_after_seconds:
-            due = writer.now + dt.timedelta(seconds=sub.notify_after_seconds)
-        for channel_id in sub.channel_ids:
-            if channel_id in reached:
-                continue
-            channel = await writer.channel(channel_id)
-            if channel is None or not channel.enabled or channel.group_id != team.group_id:
-                continue
-            reached.add(channel_id)
-            rkey = f"sub{sub.id}"
-            await writer.add_intent(
-                NotificationIntent(
-                    idempotency_key=idempotency_key(
-                        group.id, channel_id, rkey, intent_event, f"{sub_event}.{seq}"
-                    ),
-                    group_id=group.id,
-                    channel_id=channel_id,
-                    subscription_id=sub.id,
-                    recipient_key=rkey,
-                    event_type=intent_event,
-                    reason=f"subscription:{sub_event}",
-                    priority=c.PRIORITY_SUBSCRIPTION,
-                    due_at=due,
-                    expires_at=due + dt.timedelta(seconds=writer.ctx.settings.max_age_seconds),
-                    max_attempts=writer.max_attempts(channel),
-                    created_at=writer.now,
-                )
-            )
-    return decisions
+    return await fan_out_subscriptions(writer, group, sub_event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 import uuid
@@ -11,6 +12,8 @@ import attrs
 
 from relay_core.domain import constants as c
 from relay_core.domain.actions import ActionClaims, sign_action
+from relay_core.domain.categories import message_prefix
+from relay_core.domain.errors import StorageUnavailable
 from relay_core.domain.model import (
     AlertEvent,
     AlertGroup,
@@ -34,6 +37,9 @@ from relay_core.ports.storage import UnitOfWork
 from relay_core.services.context import Context
 
 TEST_TITLE = "Test notification from Relay"
+#: Events that reuse the group's earlier message on editable channels (S6.1, S5.6): status
+#: changes edit it; updates, reminders and escalations reply to it and refresh it.
+_ANCHORED_EVENTS = c.STATUS_EVENTS | {c.EV_UPDATE, c.EV_REMINDER, c.EV_ESCALATION}
 
 
 def backoff_seconds(ctx: Context, intent: NotificationIntent, retry_after: float | None) -> float:
@@ -116,7 +122,7 @@ async def deliver_claimed(ctx: Context, intent: NotificationIntent) -> str:
         previous = prepared.previous
         if (
             previous is not None
-            and intent.event_type in c.STATUS_EVENTS | {c.EV_UPDATE}
+            and intent.event_type in _ANCHORED_EVENTS
             and sender.capabilities.supports_update
             and previous.external_message_id
         ):
@@ -125,7 +131,42 @@ async def deliver_claimed(ctx: Context, intent: NotificationIntent) -> str:
             result = await sender.send(prepared.message)
     except Exception as exc:
         error = exc
-    return await _record(ctx, prepared, started, result, error)
+    return await _record_retrying(ctx, prepared, started, result, error)
+
+
+#: First and longest wait between attempts to record a send's outcome (seconds).
+_RECORD_RETRY_FIRST, _RECORD_RETRY_MAX = 0.25, 5.0
+
+
+async def _record_retrying(
+    ctx: Context,
+    prepared: _Prepared,
+    started: dt.datetime,
+    result: DeliveryResult | None,
+    error: Exception | None,
+) -> str:
+    """:func:`_record`, retried while the database is unavailable, for at most the intent's
+    remaining lease (S5.10 "result not recordable"); then ``StorageUnavailable`` propagates and
+    the lease expiry makes it an ambiguous send."""
+    try:
+        return await _record(ctx, prepared, started, result, error)
+    except StorageUnavailable:
+        lease_until = prepared.intent.lease_until
+        if lease_until is None:
+            raise
+        budget = (lease_until - ctx.clock.now()).total_seconds()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget
+    wait = _RECORD_RETRY_FIRST
+    while True:
+        if loop.time() + wait >= deadline:
+            raise StorageUnavailable()
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, _RECORD_RETRY_MAX)
+        try:
+            return await _record(ctx, prepared, started, result, error)
+        except StorageUnavailable:
+            continue
 
 
 def _as_result(record: Notification) -> DeliveryResult:
@@ -277,6 +318,13 @@ async def _prepare(ctx: Context, intent: NotificationIntent) -> _Prepared | str:
                     email=user.email,
                     phone=user.phone,
                 )
+        elif intent.recipient_address:
+            # A subscription contact without an account (S8.4): the address is all we know.
+            address = intent.recipient_address
+            recipient = Recipient(
+                email=address if "@" in address else None,
+                phone=None if "@" in address else address,
+            )
         previous = await uow.notifications.first(
             group_id=intent.group_id, channel_id=channel.id, recipient_key=intent.recipient_key
         )
@@ -285,6 +333,10 @@ async def _prepare(ctx: Context, intent: NotificationIntent) -> _Prepared | str:
         if view is not None:
             title = TEST_TITLE if intent.event_type == c.EV_TEST else None
             text = render_plain_text(intent.event_type, view, title=title)
+            if intent.subscription_id is not None and group is not None and group.category_id:
+                category = await uow.categories.get(group.category_id)
+                if category is not None:
+                    text = f"{message_prefix(category)} {text}"  # S8.5 first line
         links = (
             action_links(ctx, group, channel, intent.recipient_user_id)
             if group is not None

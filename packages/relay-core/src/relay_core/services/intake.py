@@ -507,7 +507,13 @@ async def _assignee(uow: UnitOfWork, trace: _Trace, rotation_id: int | None, at:
         trace.add("assignment", "assignee_none", "Rotation not found", data={"reason": "rotation_missing"})
         return None
     members = await uow.rotation_members.find(rotation_id=rot.id, active=True, order_by="position")
-    overrides = await uow.overrides.find(rotation_id=rot.id, starts_at__lte=at, ends_at__gt=at)
+    # Overrides overlapping the minute around ``at`` (a query that stays the same for a minute, so
+    # storage adapters can cache it across requests), narrowed to those covering ``at`` itself.
+    minute = at.replace(second=0, microsecond=0)
+    window = await uow.overrides.find(
+        rotation_id=rot.id, starts_at__lte=minute + dt.timedelta(minutes=1), ends_at__gt=minute
+    )
+    overrides = [o for o in window if o.starts_at <= at < o.ends_at]
     oncall = rotation.oncall_at(rot, members, overrides, at)
     if oncall is None:
         trace.add("assignment", "assignee_none", "Nobody is on call", data={"reason": "nobody_on_call"})
@@ -631,7 +637,8 @@ async def _new_child(
         _child_from(alert, group_id=group.id, team_id=team.id, route_id=route.id, now=now)
     )
     child = await _silence_child(uow, cache, trace, child, team, ctx_match, now)
-    children = await uow.alerts.find(group_id=group.id)
+    # A new group's only child is the one just written: no need to read it back.
+    children = [child] if outcome == c.OUTCOME_CREATED else await uow.alerts.find(group_id=group.id)
     previous = group.status
     group = refresh_group(attrs.evolve(group, last_seen_at=now), children)
     common = {k: v for k, v in group.common_labels.items() if child.labels.get(k) == v}
@@ -649,6 +656,7 @@ async def _new_child(
             trace.add(
                 "notification", "notification_not_needed", "Group is silenced", data={"reason": "silenced"}
             )
+            await fan_out(writer, group, c.SUB_EVENT_CREATED)  # records each subscription as silenced (S8.8)
         else:
             group = await start_paging(ctx, uow, writer, group, route, seq=0, reason="new_group", trace=trace)
             for sub_id, reason in await fan_out(writer, group, c.SUB_EVENT_CREATED):

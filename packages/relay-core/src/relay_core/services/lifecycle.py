@@ -231,6 +231,7 @@ async def _act(ctx: Context, uow: UnitOfWork, writer: Writer, group: AlertGroup,
         await writer.page(
             after, channel_ids, c.EV_ESCALATION, after.escalation_level, due_at=now, reason="escalation"
         )
+        await fan_out(writer, after, c.SUB_EVENT_ESCALATED)  # subscribers of `escalated` (S8.4)
     else:
         data: dict[str, object] = {"reminder_count": after.reminder_count}
         if action.escalation_skipped:

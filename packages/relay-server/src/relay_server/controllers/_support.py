@@ -3,35 +3,40 @@ time formatting and small query helpers."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.metadata
+import os
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Annotated, Any, Final, TypeVar
 
 import attrs
 import msgspec
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from relay_adapters.settings import RelaySettings
 from relay_core.bootstrap import Relay
 from relay_core.domain import constants as c
-from relay_core.domain.model import AuditLog, User
+from relay_core.domain.model import AuditLog, Team, User
 from relay_core.plugins.registry import PluginRegistry
 from relay_core.ports.storage import UnitOfWork
 from relay_server.auth import (
     CSRF_COOKIE,
     CSRF_HEADER,
     SAFE_METHODS,
+    Access,
     LoginThrottle,
     Passwords,
     Principal,
     Sessions,
     bearer_token,
     hashes_equal,
+    load_access,
     missing_scope,
     no_credentials,
     required_scope,
@@ -43,6 +48,9 @@ from relay_server.errors import ApiError, not_found, validation_error
 T = TypeVar("T")
 
 MAX_LIMIT: Final = 1000
+#: Query parameter types of every collection endpoint (S9.1: ``limit`` ≤ 1000, ``offset``).
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, QueryParameter(ge=0)]
 SECRET_PLACEHOLDER: Final = "__RELAY_SECRET__"  # noqa: S105 - the mask shown instead of a secret
 LEGACY_SECRET_PLACEHOLDER: Final = "__INCIDENTRELAY_SECRET__"  # noqa: S105 - IncidentRelay's mask
 SLUG_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -53,6 +61,11 @@ def package_version() -> str:
         return importlib.metadata.version("relay-server")
     except importlib.metadata.PackageNotFoundError:  # running from a source tree without metadata
         return "0.0.0"
+
+
+def commit_id() -> str:
+    """The source commit of this build: ``RELAY_COMMIT`` (set by the image build), else unknown."""
+    return os.environ.get("RELAY_COMMIT", "").strip()[:64] or "unknown"
 
 
 class Metrics:
@@ -86,7 +99,7 @@ class Metrics:
             "relay_acknowledgements_total", "Acknowledgements by channel of action.", ["via"], registry=r
         )
         build = Gauge("relay_build_info", "Relay build.", ["version", "commit"], registry=r)
-        build.labels(version=package_version(), commit="unknown").set(1)
+        build.labels(version=package_version(), commit=commit_id()).set(1)
 
 
 @attrs.define(kw_only=True)
@@ -123,6 +136,17 @@ def server_state(request: Request[Any, Any, Any]) -> ServerState:
     state: State = request.app.state
     value: ServerState = state[STATE_KEY]
     return value
+
+
+@contextlib.asynccontextmanager
+async def caller_session(
+    request: Request[Any, Any, Any], principal: Principal
+) -> AsyncIterator[tuple[ServerState, UnitOfWork, Access]]:
+    """One handler's transaction: ``async with caller_session(request, principal) as (st, uow,
+    access)`` opens a unit of work and loads the caller's roles in it (rolled back unless committed)."""
+    st = server_state(request)
+    async with st.uow() as uow:
+        yield st, uow, await load_access(uow, principal.user)
 
 
 # --- authentication dependency ---------------------------------------------------------------
@@ -168,7 +192,7 @@ async def authenticate(request: Request[Any, Any, Any]) -> Principal:
 async def _jwt_principal(
     uow: UnitOfWork, st: ServerState, token: str, now: dt.datetime, *, via: str
 ) -> Principal | None:
-    claims = st.sessions.decode(token, now)
+    claims = await st.sessions.decode(token, now)
     if claims is None:
         return None
     try:
@@ -271,6 +295,14 @@ def changes(data: msgspec.Struct, *, skip: Sequence[str] = ()) -> dict[str, Any]
     }
 
 
+def checked_changes(data: msgspec.Struct, *, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """The sent fields of a partial update body, with ``name`` (when sent) checked and stripped."""
+    values = changes(data, skip=skip)
+    if "name" in values:
+        values["name"] = check_name(values["name"])
+    return values
+
+
 def check_limit(limit: int, offset: int) -> tuple[int, int]:
     if limit < 1 or limit > MAX_LIMIT:
         raise validation_error("limit must be 1–1000", [{"loc": "query.limit", "message": "must be 1–1000"}])
@@ -309,6 +341,13 @@ def check_description(text: str, loc: str = "$.description") -> str:
     return text
 
 
+async def ensure_slug_free(repo: Any, values: Mapping[str, Any], current: str | None = None) -> None:
+    """409 ``conflict`` when ``values`` sets a slug (other than ``current``) that ``repo`` already has."""
+    slug = values.get("slug")
+    if slug is not None and slug != current and await repo.first(slug=slug):
+        raise ApiError(409, "conflict", "slug is already in use")
+
+
 def deleted(id: int) -> dict[str, Any]:
     return {"deleted": True, "id": id}
 
@@ -331,9 +370,15 @@ async def audit(
     message: str = "",
     group_id: int | None = None,
     team_id: int | None = None,
+    team: Team | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> None:
-    """One audit row per successful write (S1.2); ``data`` must hold no secrets."""
+    """One audit row per successful write (S1.2); ``data`` must hold no secrets.
+
+    ``team`` sets ``group_id`` and ``team_id`` from a team-owned resource's team.
+    """
+    if team is not None:
+        group_id, team_id = team.group_id, team.id
     await uow.audit.add(
         AuditLog(
             action=action,
@@ -348,6 +393,28 @@ async def audit(
             created_at=st.now(),
         )
     )
+
+
+async def soft_delete(
+    uow: UnitOfWork,
+    st: ServerState,
+    principal: Principal,
+    repo: Any,
+    entity: Any,
+    kind: str,
+    *,
+    group_id: int | None = None,
+    team_id: int | None = None,
+    team: Team | None = None,
+    **changes: Any,
+) -> dict[str, Any]:
+    """Mark ``entity`` deleted (plus ``changes``), audit ``<kind>.delete`` and commit; the S9.1 answer."""
+    await repo.update(attrs.evolve(entity, deleted_at=st.now(), **changes))
+    await audit(
+        uow, st, principal, f"{kind}.delete", kind, entity.id, group_id=group_id, team_id=team_id, team=team
+    )
+    await uow.commit()
+    return deleted(entity.id)
 
 
 SEVERITY_RANK: Final = {name: i for i, name in enumerate(c.SEVERITIES)}

@@ -13,14 +13,15 @@ from relay_core.domain import commands as cmd
 from relay_core.domain import constants as c
 from relay_core.domain.model import AlertGroup, Category, Channel, ExplainTrace, Notification, Team, User
 from relay_core.ports.storage import UnitOfWork
-from relay_server.auth import Access, load_access, require
+from relay_server.auth import Access, require
 from relay_server.controllers._support import (
     SEVERITY_RANK,
     Caller,
+    caller_session,
     iso,
     mask_email,
     mask_phone,
-    server_state,
+    parse_datetime,
     user_ref,
 )
 from relay_server.errors import forbidden, not_found, validation_error
@@ -222,6 +223,12 @@ class AlertsController(Controller):
         route_id: Annotated[int | None, QueryParameter(ge=1)] = None,
         assignee_id: Annotated[int | None, QueryParameter(ge=1)] = None,
         search: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        created_from: Annotated[
+            str | None, QueryParameter(name="from", max_length=64, description="first seen at or after")
+        ] = None,
+        created_to: Annotated[
+            str | None, QueryParameter(name="to", max_length=64, description="first seen before")
+        ] = None,
         include_test: Annotated[bool, QueryParameter()] = False,
         sort: Annotated[Sort, QueryParameter()] = "activity",
         order: Annotated[Order, QueryParameter()] = "desc",
@@ -239,11 +246,11 @@ class AlertsController(Controller):
             details = [{"loc": "query.status", "message": f"unknown status {s!r}"} for s in bad]
             details += [{"loc": "query.severity", "message": f"unknown severity {s!r}"} for s in bad_sev]
             raise validation_error("invalid filter", details)
+        since = parse_datetime(created_from, "query.from") if created_from else None
+        until = parse_datetime(created_to, "query.to") if created_to else None
         if limit is not None:
             page_size = limit
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             teams = await visible_teams(uow, access)
             team_ids = (
                 [team_id] if team_id is not None and team_id in teams else [] if team_id else list(teams)
@@ -263,6 +270,10 @@ class AlertsController(Controller):
                 cats = [cat.id for cat in await uow.categories.find(slug=category)]
                 where["category_id__in"] = cats
             groups = await uow.alert_groups.find(**where) if team_ids else []
+            if since is not None:
+                groups = [g for g in groups if g.first_seen_at >= since]
+            if until is not None:
+                groups = [g for g in groups if g.first_seen_at < until]
             if search:
                 needle = search.lower()
                 groups = [g for g in groups if needle in g.title.lower() or needle in g.message.lower()]
@@ -302,9 +313,7 @@ class AlertsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int]
     ) -> dict[str, Any]:
         """One alert group with its child alerts, timeline, deliveries and traces."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             group, team = await _visible_group(uow, access, group_id)
             look = _Lookups(uow, {team.id: team})
             body = await serialize_group(group, look, access)
@@ -362,9 +371,7 @@ class AlertsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int]
     ) -> list[dict[str, Any]]:
         """The group's timeline, oldest first."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             _group, team = await _visible_group(uow, access, group_id)
             return await _events(uow, _Lookups(uow, {team.id: team}), group_id)
 
@@ -401,11 +408,9 @@ class AlertsController(Controller):
 async def _act(
     request: Request[Any, Any, Any], principal: Any, group_id: int, data: AlertActionBody | None, action: str
 ) -> dict[str, Any]:
-    st = server_state(request)
     acting_for = data.user_id if data and data.user_id is not None else principal.user_id
     comment = data.comment if data else None
-    async with st.uow() as uow:
-        access = await load_access(uow, principal.user)
+    async with caller_session(request, principal) as (st, uow, access):
         _group, team = await _visible_group(uow, access, group_id)
         require(access.can_respond(team), "Responder rights on the team are required")
         if acting_for != principal.user_id:
@@ -434,18 +439,14 @@ async def _act(
 
 
 async def _explain_group(request: Request[Any, Any, Any], principal: Any, group_id: int) -> dict[str, Any]:
-    st = server_state(request)
-    async with st.uow() as uow:
-        access = await load_access(uow, principal.user)
+    async with caller_session(request, principal) as (_st, uow, access):
         await _visible_group(uow, access, group_id)
         traces = await uow.traces.find(group_id=group_id)
     return {"group_id": group_id, "traces": [serialize_trace(t) for t in traces]}
 
 
 async def _explain_trace(request: Request[Any, Any, Any], principal: Any, trace_id: str) -> dict[str, Any]:
-    st = server_state(request)
-    async with st.uow() as uow:
-        access = await load_access(uow, principal.user)
+    async with caller_session(request, principal) as (_st, uow, access):
         trace = await uow.traces.first(trace_id=trace_id)
         if trace is None:
             raise not_found("explain trace")

@@ -27,6 +27,7 @@ from relay_server.controllers._support import (
     Caller,
     ServerState,
     audit,
+    caller_session,
     changes,
     deleted,
     get_or_404,
@@ -54,6 +55,8 @@ def serialize_self(user: User, access: Any = None) -> dict[str, Any]:
         "is_admin": user.is_admin,
         "active": user.active,
         "active_group_id": user.active_group_id,
+        # One's own profile: readable and writable by oneself (S9.1).
+        "permissions": {"can_read": True, "can_write": True, "can_respond": False},
     }
     if access is not None:
         body["groups"] = [{"group_id": gid, "role": role} for gid, role in sorted(access.group_roles.items())]
@@ -112,7 +115,7 @@ class AuthController(Controller):
         st = server_state(request)
         now = st.now()
         ip = request.client.host if request.client else "unknown"
-        wait = st.throttle.retry_after(ip, data.username, now)
+        wait = await st.throttle.retry_after(ip, data.username, now)
         if wait:
             raise ApiError(
                 429,
@@ -125,7 +128,7 @@ class AuthController(Controller):
             user = await uow.users.first(username=data.username)
             ok = st.passwords.verify(user.password_hash if user else None, data.password)
             if user is None or not ok or not user.active:
-                st.throttle.failure(ip, data.username, now)
+                await st.throttle.failure(ip, data.username, now)
                 raise ApiError(401, "invalid_credentials", INVALID_CREDENTIALS)
             if user.password_hash and st.passwords.needs_rehash(user.password_hash):
                 user = await uow.users.update(
@@ -133,7 +136,7 @@ class AuthController(Controller):
                 )
                 await uow.commit()
             access = await load_access(uow, user)
-        st.throttle.success(data.username)
+        await st.throttle.success(data.username)
         return _login_response(st, user, access)
 
     @post("/logout", operation_id="Logout", status_code=200, security=[])
@@ -143,9 +146,9 @@ class AuthController(Controller):
         now = st.now()
         token = bearer_token(request.headers) or request.cookies.get(st.settings.auth.jwt_cookie_name)
         if token:
-            claims = st.sessions.decode(token, now)
+            claims = await st.sessions.decode(token, now)
             if claims is not None:
-                st.sessions.revoke(
+                await st.sessions.revoke(
                     str(claims["jti"]), dt.datetime.fromtimestamp(int(claims["exp"]), tz=dt.UTC), now
                 )
         response = Response({"logged_out": True}, status_code=200)
@@ -156,10 +159,8 @@ class AuthController(Controller):
     @get("/me", operation_id="GetMe")
     async def me(self, request: Request[Any, Any, Any], principal: Caller) -> dict[str, Any]:
         """The calling user with their group and team roles."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
-        body = serialize_self(principal.user, access)
+        async with caller_session(request, principal) as (_st, _uow, access):
+            body = serialize_self(principal.user, access)
         body["auth"] = {
             "via": "api_token" if principal.token else "session",
             "scopes": list(principal.scopes or []),
@@ -196,7 +197,7 @@ async def _change_password(
         await uow.commit()
         access = await load_access(uow, user)
     if principal.jti and principal.expires_at:
-        st.sessions.revoke(principal.jti, principal.expires_at, st.now())
+        await st.sessions.revoke(principal.jti, principal.expires_at, st.now())
     return _login_response(st, user, access)
 
 
@@ -210,6 +211,8 @@ def serialize_token(token: ApiToken) -> dict[str, Any]:
         "expires_at": iso(token.expires_at),
         "active": token.active,
         "last_used_at": iso(token.last_used_at),
+        # Tokens are listed to their owner only, who may revoke them.
+        "permissions": {"can_read": True, "can_write": True, "can_respond": False},
     }
 
 
@@ -220,10 +223,8 @@ class ProfileController(Controller):
     @get("/", operation_id="GetProfile")
     async def get_profile(self, request: Request[Any, Any, Any], principal: Caller) -> dict[str, Any]:
         """The caller's profile."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
-        return serialize_self(principal.user, access)
+        async with caller_session(request, principal) as (_st, _uow, access):
+            return serialize_self(principal.user, access)
 
     @put("/", operation_id="UpdateProfile")
     async def update_profile(
@@ -260,9 +261,7 @@ class ProfileController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[ActiveGroupBody]
     ) -> dict[str, Any]:
         """Choose the group the UI shows (null = all my groups)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             if data.group_id is not None and not access.can_read_group(data.group_id):
                 raise not_found("group")
             user = await get_or_404(uow.users, principal.user_id, "user")

@@ -24,19 +24,20 @@ from relay_server.controllers._support import (
     LEGACY_SECRET_PLACEHOLDER,
     SECRET_PLACEHOLDER,
     Caller,
+    Limit,
+    Offset,
     ServerState,
     audit,
-    changes,
+    caller_session,
     check_name,
-    deleted,
+    checked_changes,
     page,
     server_state,
+    soft_delete,
 )
+from relay_server.controllers.voice import validate_callback_channel_config
 from relay_server.errors import ApiError, not_found, validation_error
 from relay_server.schemas import ChannelCreate, ChannelUpdate
-
-Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
-Offset = Annotated[int, QueryParameter(ge=0)]
 
 _SECRET_PARTS: Final = ("secret", "token", "password", "webhook_url", "api_key", "apikey", "private_key")
 COMMON_KEYS: Final = frozenset({"notify_on_severities", "send_status_updates", "template"})
@@ -288,6 +289,7 @@ class ChannelsController(Controller):
                 [{"loc": "$.team_id", "message": "team_id or group_id is required"}],
             )
         validate_config(kind, data.config)
+        validate_callback_channel_config(st, data.channel_type, data.config)  # S7.3 provider check
         async with st.uow() as uow:
             access = await load_access(uow, principal.user)
             team: Team | None = None
@@ -343,9 +345,7 @@ class ChannelsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, channel_id: FromPath[int]
     ) -> dict[str, Any]:
         """One channel (secrets masked)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             channel, team = await _channel(uow, access, channel_id)
         return serialize_channel(channel, channel_types(st).get(channel.channel_type), access, team)
 
@@ -358,18 +358,15 @@ class ChannelsController(Controller):
         data: JSONBody[ChannelUpdate],
     ) -> dict[str, Any]:
         """Update a channel; secret placeholders keep the stored values."""
-        st = server_state(request)
-        values = changes(data)
-        if "name" in values:
-            values["name"] = check_name(values["name"])
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        values = checked_changes(data)
+        async with caller_session(request, principal) as (st, uow, access):
             channel, team = await _channel(uow, access, channel_id, write=True)
             kind = channel_types(st).get(channel.channel_type)
             if "config" in values:
                 values["config"] = _keep_secrets(values["config"], channel.config)
                 if kind is not None:
                     validate_config(kind, values["config"])
+                validate_callback_channel_config(st, channel.channel_type, values["config"])
             channel = await uow.channels.update(attrs.evolve(channel, **values))
             await audit(
                 uow,
@@ -390,11 +387,8 @@ class ChannelsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, channel_id: FromPath[int]
     ) -> dict[str, Any]:
         """Soft-delete a channel and detach it from routes."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             channel, _team = await _channel(uow, access, channel_id, write=True)
-            await uow.channels.update(attrs.evolve(channel, deleted_at=st.now()))
             for route in await uow.routes.find():
                 if channel.id in route.channel_ids:
                     await uow.routes.update(
@@ -402,15 +396,13 @@ class ChannelsController(Controller):
                             route, channel_ids=tuple(c for c in route.channel_ids if c != channel.id)
                         )
                     )
-            await audit(
+            return await soft_delete(
                 uow,
                 st,
                 principal,
-                "channel.delete",
+                uow.channels,
+                channel,
                 "channel",
-                channel.id,
                 group_id=channel.group_id,
                 team_id=channel.team_id,
             )
-            await uow.commit()
-        return deleted(channel_id)

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import attrs
 from litestar import Controller, Request, delete, get, post, put
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
 from relay_core.domain.model import Group, GroupMembership, User
 from relay_core.ports.storage import UnitOfWork
-from relay_server.auth import Access, load_access, require
+from relay_server.auth import Access, require
 from relay_server.controllers._support import (
     Caller,
+    Limit,
+    Offset,
     audit,
+    caller_session,
     changes,
     check_name,
+    checked_changes,
     deleted,
+    ensure_slug_free,
     page,
-    server_state,
+    soft_delete,
 )
 from relay_server.errors import ApiError, not_found
 from relay_server.schemas import GroupCreate, GroupMembershipCreate, GroupMembershipUpdate, GroupUpdate
-
-Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
-Offset = Annotated[int, QueryParameter(ge=0)]
 
 
 def serialize_group(group: Group, access: Access) -> dict[str, Any]:
@@ -93,9 +95,7 @@ class GroupsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, limit: Limit = 100, offset: Offset = 0
     ) -> list[dict[str, Any]]:
         """Groups the caller belongs to (every group for an admin)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             groups = [g for g in await uow.groups.find() if access.can_read_group(g.id)]
         return [serialize_group(g, access) for g in page(groups, limit, offset)]
 
@@ -104,11 +104,10 @@ class GroupsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[GroupCreate]
     ) -> dict[str, Any]:
         """Create a group (admin)."""
-        st = server_state(request)
         name = check_name(data.name)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             require(access.is_admin, "Only administrators create groups")
+            await ensure_slug_free(uow.groups, {"slug": data.slug})
             group = await uow.groups.add(
                 Group(slug=data.slug, name=name, description=data.description, active=data.active)
             )
@@ -121,9 +120,7 @@ class GroupsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int]
     ) -> dict[str, Any]:
         """One group."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             group = await readable_group(uow, access, group_id)
         return serialize_group(group, access)
 
@@ -136,20 +133,11 @@ class GroupsController(Controller):
         data: JSONBody[GroupUpdate],
     ) -> dict[str, Any]:
         """Update a group (admin)."""
-        st = server_state(request)
-        values = changes(data)
-        if "name" in values:
-            values["name"] = check_name(values["name"])
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        values = checked_changes(data)
+        async with caller_session(request, principal) as (st, uow, access):
             group = await readable_group(uow, access, group_id)
             require(access.is_admin, "Only administrators change groups")
-            if (
-                "slug" in values
-                and values["slug"] != group.slug
-                and await uow.groups.first(slug=values["slug"])
-            ):
-                raise ApiError(409, "conflict", "slug is already in use")
+            await ensure_slug_free(uow.groups, values, group.slug)
             group = await uow.groups.update(attrs.evolve(group, **values))
             await audit(
                 uow,
@@ -169,15 +157,12 @@ class GroupsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int]
     ) -> dict[str, Any]:
         """Soft-delete a group (admin)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             group = await readable_group(uow, access, group_id)
             require(access.is_admin, "Only administrators delete groups")
-            await uow.groups.update(attrs.evolve(group, deleted_at=st.now(), active=False))
-            await audit(uow, st, principal, "group.delete", "group", group.id, group_id=group.id)
-            await uow.commit()
-        return deleted(group_id)
+            return await soft_delete(
+                uow, st, principal, uow.groups, group, "group", group_id=group.id, active=False
+            )
 
     @get("/{group_id:int}/users", operation_id="ListGroupUsers")
     async def list_members(
@@ -189,9 +174,7 @@ class GroupsController(Controller):
         offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         """Memberships of a group."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             await readable_group(uow, access, group_id)
             rows = page(await uow.group_memberships.find(group_id=group_id), limit, offset)
             return [serialize_membership(m, await uow.users.get(m.user_id), access) for m in rows]
@@ -205,9 +188,7 @@ class GroupsController(Controller):
         data: JSONBody[GroupMembershipCreate],
     ) -> dict[str, Any]:
         """Add an existing user to a group (admin)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             await readable_group(uow, access, group_id)
             require(access.is_admin, "Only administrators add existing users to groups")
             user = await uow.users.get(data.user_id)
@@ -247,10 +228,8 @@ class GroupMembershipsController(Controller):
         data: JSONBody[GroupMembershipUpdate],
     ) -> dict[str, Any]:
         """Change a membership's role or active flag (admin)."""
-        st = server_state(request)
         values = changes(data)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             membership = await _membership(uow, access, membership_id)
             require(access.is_admin, "Only administrators change group roles")
             membership = await uow.group_memberships.update(attrs.evolve(membership, **values))
@@ -274,9 +253,7 @@ class GroupMembershipsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, membership_id: FromPath[int]
     ) -> dict[str, Any]:
         """Remove a membership (admin); the user's team memberships in the group are deactivated."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             membership = await _membership(uow, access, membership_id)
             require(access.is_admin, "Only administrators remove group memberships")
             await _deactivate_team_memberships(uow, membership.user_id, membership.group_id)
@@ -298,9 +275,7 @@ class GroupMembershipsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, membership_id: FromPath[int]
     ) -> dict[str, Any]:
         """Disable a membership (admin or the group's user_admin)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             membership = await _membership(uow, access, membership_id)
             require(access.is_user_admin(membership.group_id), "user_admin rights on the group are required")
             target = await uow.users.get(membership.user_id)

@@ -15,7 +15,7 @@ from litestar.static_files import create_static_files_router
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from relay_server.auth import bearer_token, hashes_equal
-from relay_server.controllers._support import package_version, server_state
+from relay_server.controllers._support import commit_id, package_version, server_state
 from relay_server.errors import error_response
 
 log = logging.getLogger("relay.server")
@@ -72,7 +72,7 @@ async def version(request: Request[Any, Any, Any]) -> dict[str, Any]:
     database = "postgresql" if st.settings.is_postgres else "memory" if st.settings.is_memory else "sqlite"
     return {
         "version": package_version(),
-        "commit": "unknown",
+        "commit": commit_id(),
         "python": platform.python_version(),
         "database": database,
     }

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import attrs
 from litestar import Request, Response, route
+from litestar.enums import HttpMethod
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
@@ -232,7 +233,7 @@ _RESPONSES: Final = {
 
 
 def _handler(
-    source_name: str, source: Any, path: str, methods: list[str], limit: int, alias: bool
+    source_name: str, source: Any, path: str, methods: list[HttpMethod], limit: int, alias: bool
 ) -> HTTPRouteHandler:
     async def handler(request: Request[Any, Any, Any]) -> Response[Any]:
         return await ingest_request(request, source_name, source)
@@ -265,7 +266,7 @@ def intake_handlers(registry: PluginRegistry | None, *, limit: int) -> list[HTTP
     handlers: list[HTTPRouteHandler] = []
     for name, cls in registry.intake_sources().items():
         source = cls()
-        methods = ["POST", "PUT"] if name == "grafana" else ["POST"]
+        methods = [HttpMethod.POST, HttpMethod.PUT] if name == "grafana" else [HttpMethod.POST]
         handlers.append(_handler(name, source, name, methods, limit, alias=False))
         for alias in getattr(cls, "path_aliases", ()) or ():
             handlers.append(_handler(name, source, alias.strip("/"), methods, limit, alias=True))

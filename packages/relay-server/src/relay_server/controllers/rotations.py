@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import attrs
@@ -22,7 +23,10 @@ from relay_core.ports.storage import UnitOfWork
 from relay_server.auth import Access, load_access, require
 from relay_server.controllers._support import (
     Caller,
+    Limit,
+    Offset,
     audit,
+    caller_session,
     changes,
     check_description,
     check_name,
@@ -31,6 +35,7 @@ from relay_server.controllers._support import (
     page,
     parse_datetime,
     server_state,
+    soft_delete,
     user_ref,
 )
 from relay_server.controllers.teams import managed_team, readable_team, visible_teams
@@ -44,8 +49,6 @@ from relay_server.schemas import (
     RotationUpdate,
 )
 
-Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
-Offset = Annotated[int, QueryParameter(ge=0)]
 DateParam = Annotated[str | None, QueryParameter(max_length=64)]
 
 
@@ -79,7 +82,9 @@ def serialize_rotation(rotation: Rotation, team: Team, access: Access) -> dict[s
     }
 
 
-def serialize_member(member: RotationMember, user: User | None) -> dict[str, Any]:
+def serialize_member(
+    member: RotationMember, user: User | None, permissions: Mapping[str, bool]
+) -> dict[str, Any]:
     return {
         "id": member.id,
         "rotation_id": member.rotation_id,
@@ -89,10 +94,13 @@ def serialize_member(member: RotationMember, user: User | None) -> dict[str, Any
         "display_name": (user.display_name or user.username) if user else None,
         "position": member.position,
         "active": member.active,
+        "permissions": dict(permissions),
     }
 
 
-def serialize_override(o: RotationOverride, user: User | None, now: dt.datetime) -> dict[str, Any]:
+def serialize_override(
+    o: RotationOverride, user: User | None, now: dt.datetime, permissions: Mapping[str, bool]
+) -> dict[str, Any]:
     return {
         "id": o.id,
         "rotation_id": o.rotation_id,
@@ -104,6 +112,7 @@ def serialize_override(o: RotationOverride, user: User | None, now: dt.datetime)
         "created_by": o.created_by,
         "created_at": iso(o.created_at),
         "expired": o.ends_at <= now,
+        "permissions": dict(permissions),
     }
 
 
@@ -173,9 +182,7 @@ class RotationsController(Controller):
         offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         """Rotations of the teams the caller can read."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             teams = {t.id: t for t in await visible_teams(uow, access) if team_id is None or t.id == team_id}
             rotations = [r for r in await uow.rotations.find() if r.team_id in teams]
         return [serialize_rotation(r, teams[r.team_id], access) for r in page(rotations, limit, offset)]
@@ -185,7 +192,6 @@ class RotationsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[RotationCreate]
     ) -> dict[str, Any]:
         """Create a rotation (team manager); naive start_at is in the rotation's time zone."""
-        st = server_state(request)
         name = check_name(data.name)
         tz = load_timezone(data.timezone)
         start_at = parse_datetime(data.start_at, "$.start_at", tz=tz)
@@ -208,8 +214,7 @@ class RotationsController(Controller):
             ),
             data.duration_seconds,
         )
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             team = await managed_team(uow, access, data.team_id)
             if await uow.rotations.first(team_id=team.id, name=name):
                 raise ApiError(409, "conflict", "a rotation with this name already exists in the team")
@@ -223,16 +228,7 @@ class RotationsController(Controller):
                             rotation_id=rotation.id, layer_id=layer.id, user_id=tm.user_id, position=position
                         )
                     )
-            await audit(
-                uow,
-                st,
-                principal,
-                "rotation.create",
-                "rotation",
-                rotation.id,
-                group_id=team.group_id,
-                team_id=team.id,
-            )
+            await audit(uow, st, principal, "rotation.create", "rotation", rotation.id, team=team)
             await uow.commit()
         return serialize_rotation(rotation, team, access)
 
@@ -241,9 +237,7 @@ class RotationsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]
     ) -> dict[str, Any]:
         """One rotation."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             rotation, team = await _rotation(uow, access, rotation_id)
         return serialize_rotation(rotation, team, access)
 
@@ -256,11 +250,9 @@ class RotationsController(Controller):
         data: JSONBody[RotationUpdate],
     ) -> dict[str, Any]:
         """Update a rotation (team manager); omitted fields keep their values."""
-        st = server_state(request)
         values = changes(data)
         duration = values.pop("duration_seconds", None)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rotation, team = await _rotation(uow, access, rotation_id, manage=True)
             if "name" in values:
                 values["name"] = check_name(values["name"])
@@ -281,8 +273,7 @@ class RotationsController(Controller):
                 "rotation.update",
                 "rotation",
                 rotation.id,
-                group_id=team.group_id,
-                team_id=team.id,
+                team=team,
                 data={"fields": sorted(values)},
             )
             await uow.commit()
@@ -297,9 +288,7 @@ class RotationsController(Controller):
         data: JSONBody[EnabledBody],
     ) -> dict[str, Any]:
         """Enable or disable a rotation."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rotation, team = await _rotation(uow, access, rotation_id, manage=True)
             rotation = await uow.rotations.update(attrs.evolve(rotation, enabled=data.enabled))
             await audit(
@@ -309,8 +298,7 @@ class RotationsController(Controller):
                 "rotation.enable" if data.enabled else "rotation.disable",
                 "rotation",
                 rotation.id,
-                group_id=team.group_id,
-                team_id=team.id,
+                team=team,
             )
             await uow.commit()
         return serialize_rotation(rotation, team, access)
@@ -320,41 +308,35 @@ class RotationsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]
     ) -> dict[str, Any]:
         """Soft-delete a rotation; routes using it lose their rotation."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rotation, team = await _rotation(uow, access, rotation_id, manage=True)
-            await uow.rotations.update(attrs.evolve(rotation, deleted_at=st.now()))
             for member in await uow.rotation_members.find(rotation_id=rotation.id):
                 await uow.rotation_members.update(attrs.evolve(member, active=False))
             for override in await uow.overrides.find(rotation_id=rotation.id):
                 await uow.overrides.delete(override.id)
             for route in await uow.routes.find(rotation_id=rotation.id):
                 await uow.routes.update(attrs.evolve(route, rotation_id=None))
-            await audit(
+            return await soft_delete(
                 uow,
                 st,
                 principal,
-                "rotation.delete",
+                uow.rotations,
+                rotation,
                 "rotation",
-                rotation.id,
                 group_id=team.group_id,
                 team_id=team.id,
             )
-            await uow.commit()
-        return deleted(rotation_id)
 
     @get("/{rotation_id:int}/members", operation_id="ListRotationMembers")
     async def list_members(
         self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]
     ) -> list[dict[str, Any]]:
         """Members in position order."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
-            rotation, _team = await _rotation(uow, access, rotation_id)
+        async with caller_session(request, principal) as (_st, uow, access):
+            rotation, team = await _rotation(uow, access, rotation_id)
             members = await uow.rotation_members.find(rotation_id=rotation.id, order_by="position")
-            return [serialize_member(m, await uow.users.get(m.user_id)) for m in members]
+            perms = access.team_permissions(team)
+            return [serialize_member(m, await uow.users.get(m.user_id), perms) for m in members]
 
     @post("/{rotation_id:int}/members", operation_id="AddRotationMember", status_code=201)
     async def add_member(
@@ -365,9 +347,7 @@ class RotationsController(Controller):
         data: JSONBody[RotationMemberCreate],
     ) -> dict[str, Any]:
         """Add an active team member at ``position`` (appended when omitted)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rotation, team = await _rotation(uow, access, rotation_id, manage=True)
             user = await _active_team_member(uow, team, data.user_id)
             members = await uow.rotation_members.find(rotation_id=rotation.id, order_by="position")
@@ -387,34 +367,24 @@ class RotationsController(Controller):
             ordered.insert(position, member)
             ordered = await _renumber(uow, rotation.id, ordered)
             member = next(m for m in ordered if m.id == member.id)
-            await audit(
-                uow,
-                st,
-                principal,
-                "rotation_member.create",
-                "rotation_member",
-                member.id,
-                group_id=team.group_id,
-                team_id=team.id,
-            )
+            await audit(uow, st, principal, "rotation_member.create", "rotation_member", member.id, team=team)
             await uow.commit()
-        return serialize_member(member, user)
+        return serialize_member(member, user, access.team_permissions(team))
 
     @get("/{rotation_id:int}/eligible-users", operation_id="ListRotationEligibleUsers")
     async def eligible_users(
         self, request: Request[Any, Any, Any], principal: Caller, rotation_id: FromPath[int]
     ) -> list[dict[str, Any]]:
         """Active team members who are not yet members of the rotation."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             rotation, team = await _rotation(uow, access, rotation_id)
             taken = {m.user_id for m in await uow.rotation_members.find(rotation_id=rotation.id)}
-            out = []
+            out: list[dict[str, Any]] = []
             for tm in await uow.team_memberships.find(team_id=team.id, active=True):
                 user = await uow.users.get(tm.user_id)
-                if user is not None and user.active and user.id not in taken:
-                    out.append(user_ref(user))
+                ref = user_ref(user) if user is not None and user.active and user.id not in taken else None
+                if ref is not None:
+                    out.append(ref)
             return out
 
     @get("/{rotation_id:int}/oncall", operation_id="GetRotationOncall")
@@ -461,10 +431,11 @@ class RotationsController(Controller):
         now = st.now()
         async with st.uow() as uow:
             access = await load_access(uow, principal.user)
-            rotation, _team = await _rotation(uow, access, rotation_id)
+            rotation, team = await _rotation(uow, access, rotation_id)
             rows = await uow.overrides.find(rotation_id=rotation.id, order_by="starts_at")
+            perms = access.team_permissions(team)
             return [
-                serialize_override(o, await uow.users.get(o.user_id), now)
+                serialize_override(o, await uow.users.get(o.user_id), now, perms)
                 for o in rows
                 if include_expired or o.ends_at > now
             ]
@@ -478,9 +449,7 @@ class RotationsController(Controller):
         data: JSONBody[OverrideCreate],
     ) -> dict[str, Any]:
         """Put a team member on call for a time range (naive times in the rotation's zone)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rotation, team = await _rotation(uow, access, rotation_id, manage=True)
             tz = load_timezone(rotation.timezone)
             starts = parse_datetime(data.starts_at, "$.starts_at", tz=tz)
@@ -503,17 +472,10 @@ class RotationsController(Controller):
                 )
             )
             await audit(
-                uow,
-                st,
-                principal,
-                "rotation_override.create",
-                "rotation_override",
-                override.id,
-                group_id=team.group_id,
-                team_id=team.id,
+                uow, st, principal, "rotation_override.create", "rotation_override", override.id, team=team
             )
             await uow.commit()
-        return serialize_override(override, user, st.now())
+        return serialize_override(override, user, st.now(), access.team_permissions(team))
 
 
 class RotationItemsController(Controller):
@@ -529,9 +491,7 @@ class RotationItemsController(Controller):
         data: JSONBody[RotationMemberUpdate],
     ) -> dict[str, Any]:
         """Move a member or change its active flag."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             member = await uow.rotation_members.get(member_id)
             if member is None:
                 raise not_found("rotation member")
@@ -554,21 +514,19 @@ class RotationItemsController(Controller):
                 "rotation_member.update",
                 "rotation_member",
                 member_id,
-                group_id=team.group_id,
-                team_id=team.id,
+                team=team,
                 data=values,
             )
             await uow.commit()
-            return serialize_member(current, await uow.users.get(current.user_id))
+            user = await uow.users.get(current.user_id)
+            return serialize_member(current, user, access.team_permissions(team))
 
     @delete("/members/{member_id:int}", operation_id="DeleteRotationMember", status_code=200)
     async def delete_member(
         self, request: Request[Any, Any, Any], principal: Caller, member_id: FromPath[int]
     ) -> dict[str, Any]:
         """Remove a member; positions are renumbered."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             member = await uow.rotation_members.get(member_id)
             if member is None:
                 raise not_found("rotation member")
@@ -576,16 +534,7 @@ class RotationItemsController(Controller):
             await uow.rotation_members.delete(member_id)
             rest = await uow.rotation_members.find(rotation_id=rotation.id, order_by="position")
             await _renumber(uow, rotation.id, rest)
-            await audit(
-                uow,
-                st,
-                principal,
-                "rotation_member.delete",
-                "rotation_member",
-                member_id,
-                group_id=team.group_id,
-                team_id=team.id,
-            )
+            await audit(uow, st, principal, "rotation_member.delete", "rotation_member", member_id, team=team)
             await uow.commit()
         return deleted(member_id)
 
@@ -594,23 +543,14 @@ class RotationItemsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, override_id: FromPath[int]
     ) -> dict[str, Any]:
         """Delete an override."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             override = await uow.overrides.get(override_id)
             if override is None:
                 raise not_found("rotation override")
             _rotation_row, team = await _rotation(uow, access, override.rotation_id, manage=True)
             await uow.overrides.delete(override_id)
             await audit(
-                uow,
-                st,
-                principal,
-                "rotation_override.delete",
-                "rotation_override",
-                override_id,
-                group_id=team.group_id,
-                team_id=team.id,
+                uow, st, principal, "rotation_override.delete", "rotation_override", override_id, team=team
             )
             await uow.commit()
         return deleted(override_id)
@@ -636,9 +576,7 @@ class CalendarController(Controller):
                 "team_id or rotation_id is required",
                 [{"loc": "query.team_id", "message": "team_id or rotation_id is required"}],
             )
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             if rotation_id is not None:
                 rotation, team = await _rotation(uow, access, rotation_id)
                 if team_id is not None and rotation.team_id != team_id:

@@ -13,24 +13,23 @@ from relay_core.domain.errors import ValidationError
 from relay_core.domain.matchers import normalize_matchers
 from relay_core.domain.model import Route, Team
 from relay_core.ports.storage import UnitOfWork
-from relay_server.auth import ROUTE_TOKEN_PREFIX, Access, load_access, new_token, require
+from relay_server.auth import ROUTE_TOKEN_PREFIX, Access, new_token, require
 from relay_server.controllers._support import (
     Caller,
+    Limit,
+    Offset,
     ServerState,
     audit,
+    caller_session,
     changes,
     check_name,
-    deleted,
     page,
-    server_state,
+    soft_delete,
 )
 from relay_server.controllers.channels import mask_secrets
 from relay_server.controllers.teams import managed_team, visible_teams
 from relay_server.errors import ApiError, not_found, validation_error
 from relay_server.schemas import RouteChannelsBody, RouteCreate, RouteUpdate
-
-Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
-Offset = Annotated[int, QueryParameter(ge=0)]
 
 
 def serialize_route(st: ServerState, route: Route, team: Team, access: Access) -> dict[str, Any]:
@@ -60,7 +59,7 @@ def serialize_route(st: ServerState, route: Route, team: Team, access: Access) -
     }
 
 
-async def _route(
+async def visible_route(
     uow: UnitOfWork, access: Access, route_id: int, *, manage: bool = False
 ) -> tuple[Route, Team]:
     route = await uow.routes.get(route_id)
@@ -139,9 +138,7 @@ class RoutesController(Controller):
         offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         """Routes of the teams the caller can read."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             teams = {t.id: t for t in await visible_teams(uow, access) if team_id is None or t.id == team_id}
             routes = [r for r in await uow.routes.find() if r.team_id in teams]
         return [serialize_route(st, r, teams[r.team_id], access) for r in page(routes, limit, offset)]
@@ -151,12 +148,10 @@ class RoutesController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[RouteCreate]
     ) -> dict[str, Any]:
         """Create a route (team manager); its raw ``intake_token`` is returned only here."""
-        st = server_state(request)
         name = check_name(data.name)
         matchers = _matchers(data.matchers)
         token = new_token(ROUTE_TOKEN_PREFIX)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             team = await managed_team(uow, access, data.team_id)
             await _check_references(
                 st,
@@ -186,9 +181,7 @@ class RoutesController(Controller):
                     enabled=data.enabled,
                 )
             )
-            await audit(
-                uow, st, principal, "route.create", "route", route.id, group_id=team.group_id, team_id=team.id
-            )
+            await audit(uow, st, principal, "route.create", "route", route.id, team=team)
             await uow.commit()
         return {**serialize_route(st, route, team, access), "intake_token": token.raw}
 
@@ -197,10 +190,8 @@ class RoutesController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int]
     ) -> dict[str, Any]:
         """One route (never its token)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
-            route, team = await _route(uow, access, route_id)
+        async with caller_session(request, principal) as (st, uow, access):
+            route, team = await visible_route(uow, access, route_id)
         return serialize_route(st, route, team, access)
 
     @put("/{route_id:int}", operation_id="UpdateRoute")
@@ -212,7 +203,6 @@ class RoutesController(Controller):
         data: JSONBody[RouteUpdate],
     ) -> dict[str, Any]:
         """Update a route (team manager); omitted fields keep their values."""
-        st = server_state(request)
         values = changes(data, skip=("notification_channel_mode",))
         if "name" in values:
             values["name"] = check_name(values["name"])
@@ -221,9 +211,8 @@ class RoutesController(Controller):
         for key in ("group_by", "channel_ids"):
             if key in values:
                 values[key] = tuple(values[key])
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
-            route, team = await _route(uow, access, route_id, manage=True)
+        async with caller_session(request, principal) as (st, uow, access):
+            route, team = await visible_route(uow, access, route_id, manage=True)
             if "team_id" in values and values["team_id"] != team.id:
                 team = await managed_team(uow, access, values["team_id"])
             updated = attrs.evolve(route, **values)
@@ -245,8 +234,7 @@ class RoutesController(Controller):
                 "route.update",
                 "route",
                 route.id,
-                group_id=team.group_id,
-                team_id=team.id,
+                team=team,
                 data={"fields": sorted(values)},
             )
             await uow.commit()
@@ -257,40 +245,22 @@ class RoutesController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int]
     ) -> dict[str, Any]:
         """Soft-delete a route; its intake token stops working."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
-            route, team = await _route(uow, access, route_id, manage=True)
-            await uow.routes.update(attrs.evolve(route, deleted_at=st.now()))
-            await audit(
-                uow, st, principal, "route.delete", "route", route.id, group_id=team.group_id, team_id=team.id
-            )
-            await uow.commit()
-        return deleted(route_id)
+        async with caller_session(request, principal) as (st, uow, access):
+            route, team = await visible_route(uow, access, route_id, manage=True)
+            return await soft_delete(uow, st, principal, uow.routes, route, "route", team=team)
 
     @post("/{route_id:int}/intake-token", operation_id="RegenerateRouteIntakeToken", status_code=200)
     async def regenerate_token(
         self, request: Request[Any, Any, Any], principal: Caller, route_id: FromPath[int]
     ) -> dict[str, Any]:
         """Issue a new intake token; the old one stops working in the same transaction."""
-        st = server_state(request)
         token = new_token(ROUTE_TOKEN_PREFIX)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
-            route, team = await _route(uow, access, route_id, manage=True)
+        async with caller_session(request, principal) as (st, uow, access):
+            route, team = await visible_route(uow, access, route_id, manage=True)
             route = await uow.routes.update(
                 attrs.evolve(route, intake_token_hash=token.hash, intake_token_prefix=token.prefix)
             )
-            await audit(
-                uow,
-                st,
-                principal,
-                "route.intake_token",
-                "route",
-                route.id,
-                group_id=team.group_id,
-                team_id=team.id,
-            )
+            await audit(uow, st, principal, "route.intake_token", "route", route.id, team=team)
             await uow.commit()
         return {**serialize_route(st, route, team, access), "intake_token": token.raw}
 
@@ -335,10 +305,8 @@ class RoutesController(Controller):
 async def _update_channels(
     request: Request[Any, Any, Any], principal: Any, route_id: int, change: Any
 ) -> dict[str, Any]:
-    st = server_state(request)
-    async with st.uow() as uow:
-        access = await load_access(uow, principal.user)
-        route, team = await _route(uow, access, route_id, manage=True)
+    async with caller_session(request, principal) as (st, uow, access):
+        route, team = await visible_route(uow, access, route_id, manage=True)
         channel_ids = list(change(list(route.channel_ids)))
         await _check_references(
             st,
@@ -357,8 +325,7 @@ async def _update_channels(
             "route.channels",
             "route",
             route.id,
-            group_id=team.group_id,
-            team_id=team.id,
+            team=team,
             data={"channel_ids": channel_ids},
         )
         await uow.commit()

@@ -17,21 +17,23 @@ from relay_core.services.intake import ensure_builtin_categories
 from relay_server.auth import Access, load_access, require
 from relay_server.controllers._support import (
     Caller,
+    Limit,
+    Offset,
     audit,
+    caller_session,
     changes,
     check_name,
-    deleted,
+    checked_changes,
     iso,
     page,
     parse_datetime,
     server_state,
+    soft_delete,
 )
 from relay_server.controllers.teams import managed_team, visible_teams
 from relay_server.errors import ApiError, not_found, validation_error
 from relay_server.schemas import CategoryCreate, CategoryUpdate, SilenceCreate, SilenceUpdate
 
-Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
-Offset = Annotated[int, QueryParameter(ge=0)]
 HIDE_EXPIRED_AFTER = dt.timedelta(days=30)
 
 
@@ -120,7 +122,6 @@ class SilencesController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[SilenceCreate]
     ) -> dict[str, Any]:
         """Create a silence (team manager)."""
-        st = server_state(request)
         starts = parse_datetime(data.starts_at, "$.starts_at")
         ends = parse_datetime(data.ends_at, "$.ends_at")
         silence = _validated(
@@ -137,20 +138,10 @@ class SilencesController(Controller):
                 created_by=principal.user_id,
             )
         )
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             team = await managed_team(uow, access, data.team_id)
             silence = await uow.silences.add(silence)
-            await audit(
-                uow,
-                st,
-                principal,
-                "silence.create",
-                "silence",
-                silence.id,
-                group_id=team.group_id,
-                team_id=team.id,
-            )
+            await audit(uow, st, principal, "silence.create", "silence", silence.id, team=team)
             await uow.commit()
         return serialize_silence(silence, team, access, st.now())
 
@@ -159,9 +150,7 @@ class SilencesController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, silence_id: FromPath[int]
     ) -> dict[str, Any]:
         """One silence."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             silence, team = await _silence(uow, access, silence_id)
         return serialize_silence(silence, team, access, st.now())
 
@@ -174,13 +163,11 @@ class SilencesController(Controller):
         data: JSONBody[SilenceUpdate],
     ) -> dict[str, Any]:
         """Update a silence (team manager); the lifecycle job applies and releases it."""
-        st = server_state(request)
         values = changes(data)
         for key in ("starts_at", "ends_at"):
             if key in values:
                 values[key] = parse_datetime(values[key], f"$.{key}")
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             silence, team = await _silence(uow, access, silence_id, manage=True)
             silence = await uow.silences.update(_validated(attrs.evolve(silence, **values)))
             await audit(
@@ -190,8 +177,7 @@ class SilencesController(Controller):
                 "silence.update",
                 "silence",
                 silence.id,
-                group_id=team.group_id,
-                team_id=team.id,
+                team=team,
                 data={"fields": sorted(values)},
             )
             await uow.commit()
@@ -202,23 +188,9 @@ class SilencesController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, silence_id: FromPath[int]
     ) -> dict[str, Any]:
         """Soft-delete a silence; the lifecycle job releases what it muted."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             silence, team = await _silence(uow, access, silence_id, manage=True)
-            await uow.silences.update(attrs.evolve(silence, deleted_at=st.now()))
-            await audit(
-                uow,
-                st,
-                principal,
-                "silence.delete",
-                "silence",
-                silence.id,
-                group_id=team.group_id,
-                team_id=team.id,
-            )
-            await uow.commit()
-        return deleted(silence_id)
+            return await soft_delete(uow, st, principal, uow.silences, silence, "silence", team=team)
 
 
 # --- categories ----------------------------------------------------------------------------------
@@ -268,9 +240,7 @@ class CategoriesController(Controller):
         offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         """Built-in categories and those of the caller's groups."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             rows = await ensure_builtin_categories(uow)
             await uow.commit()
         rows = [
@@ -286,10 +256,8 @@ class CategoriesController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[CategoryCreate]
     ) -> dict[str, Any]:
         """Create a category in a group (group editor)."""
-        st = server_state(request)
         name = check_name(data.name)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             group = await uow.groups.get(data.group_id)
             if group is None or not access.can_read_group(group.id):
                 raise not_found("group")
@@ -317,9 +285,7 @@ class CategoriesController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, category_id: FromPath[int]
     ) -> dict[str, Any]:
         """One category."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             category = await _category(uow, access, category_id)
         return serialize_category(category, access)
 
@@ -332,12 +298,8 @@ class CategoriesController(Controller):
         data: JSONBody[CategoryUpdate],
     ) -> dict[str, Any]:
         """Update a category (group editor; built-ins: admin, slug fixed)."""
-        st = server_state(request)
-        values = changes(data)
-        if "name" in values:
-            values["name"] = check_name(values["name"])
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        values = checked_changes(data)
+        async with caller_session(request, principal) as (st, uow, access):
             category = await _category(uow, access, category_id, write=True)
             if category.group_id is None and "slug" in values and values["slug"] != category.slug:
                 raise validation_error(
@@ -366,15 +328,10 @@ class CategoriesController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, category_id: FromPath[int]
     ) -> dict[str, Any]:
         """Soft-delete a group category; built-ins cannot be deleted (409)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             category = await _category(uow, access, category_id, write=True)
             if category.group_id is None:
                 raise ApiError(409, "conflict", "built-in categories cannot be deleted")
-            await uow.categories.update(attrs.evolve(category, deleted_at=st.now()))
-            await audit(
-                uow, st, principal, "category.delete", "category", category.id, group_id=category.group_id
+            return await soft_delete(
+                uow, st, principal, uow.categories, category, "category", group_id=category.group_id
             )
-            await uow.commit()
-        return deleted(category_id)

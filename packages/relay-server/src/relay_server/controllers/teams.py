@@ -14,18 +14,20 @@ from relay_core.ports.storage import UnitOfWork
 from relay_server.auth import Access, load_access, require
 from relay_server.controllers._support import (
     Caller,
+    Limit,
+    Offset,
     audit,
+    caller_session,
     changes,
     check_name,
+    checked_changes,
     deleted,
+    ensure_slug_free,
     page,
-    server_state,
+    soft_delete,
 )
 from relay_server.errors import ApiError, not_found, validation_error
 from relay_server.schemas import TeamCreate, TeamUpdate, TeamUserCreate, TeamUserUpdate
-
-Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
-Offset = Annotated[int, QueryParameter(ge=0)]
 
 
 def serialize_team(team: Team, access: Access) -> dict[str, Any]:
@@ -103,9 +105,7 @@ class TeamsController(Controller):
         offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         """Teams the caller can read."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             teams = [
                 t for t in await visible_teams(uow, access) if group_id is None or t.group_id == group_id
             ]
@@ -116,16 +116,13 @@ class TeamsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[TeamCreate]
     ) -> dict[str, Any]:
         """Create a team in a group (group editor or admin); the creator becomes its manager."""
-        st = server_state(request)
         name = check_name(data.name)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             group = await uow.groups.get(data.group_id)
             if group is None or not access.can_read_group(group.id):
                 raise not_found("group")
             require(access.is_group_editor(group.id), "Editor rights on the group are required")
-            if await uow.teams.first(slug=data.slug):
-                raise ApiError(409, "conflict", "slug is already in use")
+            await ensure_slug_free(uow.teams, {"slug": data.slug})
             team = await uow.teams.add(
                 Team(
                     group_id=group.id,
@@ -153,9 +150,7 @@ class TeamsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, team_id: FromPath[int]
     ) -> dict[str, Any]:
         """One team."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             team = await readable_team(uow, access, team_id)
         return serialize_team(team, access)
 
@@ -168,31 +163,14 @@ class TeamsController(Controller):
         data: JSONBody[TeamUpdate],
     ) -> dict[str, Any]:
         """Update a team (team manager, group editor or admin)."""
-        st = server_state(request)
-        values = changes(data)
-        if "name" in values:
-            values["name"] = check_name(values["name"])
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        values = checked_changes(data)
+        async with caller_session(request, principal) as (st, uow, access):
             team = await readable_team(uow, access, team_id)
             require(access.can_edit_team(team), "Manager rights on the team are required")
-            if (
-                "slug" in values
-                and values["slug"] != team.slug
-                and await uow.teams.first(slug=values["slug"])
-            ):
-                raise ApiError(409, "conflict", "slug is already in use")
+            await ensure_slug_free(uow.teams, values, team.slug)
             team = await uow.teams.update(attrs.evolve(team, **values))
             await audit(
-                uow,
-                st,
-                principal,
-                "team.update",
-                "team",
-                team.id,
-                group_id=team.group_id,
-                team_id=team.id,
-                data={"fields": sorted(values)},
+                uow, st, principal, "team.update", "team", team.id, team=team, data={"fields": sorted(values)}
             )
             await uow.commit()
         return serialize_team(team, access)
@@ -202,17 +180,20 @@ class TeamsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, team_id: FromPath[int]
     ) -> dict[str, Any]:
         """Soft-delete a team (team manager, group editor or admin)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             team = await readable_team(uow, access, team_id)
             require(access.can_edit_team(team), "Manager rights on the team are required")
-            await uow.teams.update(attrs.evolve(team, deleted_at=st.now(), active=False))
-            await audit(
-                uow, st, principal, "team.delete", "team", team.id, group_id=team.group_id, team_id=team.id
+            return await soft_delete(
+                uow,
+                st,
+                principal,
+                uow.teams,
+                team,
+                "team",
+                group_id=team.group_id,
+                team_id=team.id,
+                active=False,
             )
-            await uow.commit()
-        return deleted(team_id)
 
     @get("/{team_id:int}/users", operation_id="ListTeamUsers")
     async def list_team_users(
@@ -224,9 +205,7 @@ class TeamsController(Controller):
         offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         """Members of a team with their roles."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             team = await readable_team(uow, access, team_id)
             rows = page(await uow.team_memberships.find(team_id=team.id), limit, offset)
             return [serialize_team_user(m, await uow.users.get(m.user_id), team, access) for m in rows]
@@ -240,9 +219,7 @@ class TeamsController(Controller):
         data: JSONBody[TeamUserCreate],
     ) -> dict[str, Any]:
         """Add a member of the team's group to the team (team manager, group editor or admin)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             team = await readable_team(uow, access, team_id)
             require(access.can_edit_team(team), "Manager rights on the team are required")
             user = await uow.users.get(data.user_id)
@@ -260,14 +237,7 @@ class TeamsController(Controller):
                 TeamMembership(team_id=team.id, user_id=user.id, role=data.role, active=data.active)
             )
             await audit(
-                uow,
-                st,
-                principal,
-                "team_membership.create",
-                "team_membership",
-                membership.id,
-                group_id=team.group_id,
-                team_id=team.id,
+                uow, st, principal, "team_membership.create", "team_membership", membership.id, team=team
             )
             await uow.commit()
         return serialize_team_user(membership, user, team, access)
@@ -286,10 +256,8 @@ class TeamMembershipsController(Controller):
         data: JSONBody[TeamUserUpdate],
     ) -> dict[str, Any]:
         """Change a team member's role or active flag."""
-        st = server_state(request)
         values = changes(data)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             membership, team = await _team_membership(uow, access, membership_id)
             require(access.can_edit_team(team), "Manager rights on the team are required")
             membership = await uow.team_memberships.update(attrs.evolve(membership, **values))
@@ -300,8 +268,7 @@ class TeamMembershipsController(Controller):
                 "team_membership.update",
                 "team_membership",
                 membership.id,
-                group_id=team.group_id,
-                team_id=team.id,
+                team=team,
                 data=values,
             )
             await uow.commit()
@@ -312,21 +279,12 @@ class TeamMembershipsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, membership_id: FromPath[int]
     ) -> dict[str, Any]:
         """Remove a user from a team."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             membership, team = await _team_membership(uow, access, membership_id)
             require(access.can_edit_team(team), "Manager rights on the team are required")
             await uow.team_memberships.delete(membership.id)
             await audit(
-                uow,
-                st,
-                principal,
-                "team_membership.delete",
-                "team_membership",
-                membership.id,
-                group_id=team.group_id,
-                team_id=team.id,
+                uow, st, principal, "team_membership.delete", "team_membership", membership.id, team=team
             )
             await uow.commit()
         return deleted(membership_id)

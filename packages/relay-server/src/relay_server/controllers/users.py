@@ -12,22 +12,22 @@ from relay_core.domain import constants as c
 from relay_core.domain.model import GroupMembership, User
 from relay_core.domain.rotation import load_timezone
 from relay_core.ports.storage import UnitOfWork
-from relay_server.auth import Access, load_access, require
+from relay_server.auth import Access, require
 from relay_server.controllers._support import (
     Caller,
+    Limit,
+    Offset,
     audit,
+    caller_session,
     changes,
-    deleted,
     iso,
     mask_phone,
     page,
     server_state,
+    soft_delete,
 )
 from relay_server.errors import ApiError, forbidden, not_found, validation_error
 from relay_server.schemas import UserCreate, UserUpdate
-
-Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
-Offset = Annotated[int, QueryParameter(ge=0)]
 
 
 def serialize_user(user: User, access: Access, *, full: bool = False) -> dict[str, Any]:
@@ -80,9 +80,7 @@ class UsersController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, limit: Limit = 100, offset: Offset = 0
     ) -> list[dict[str, Any]]:
         """Users who share a group with the caller (everyone for an admin)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             users = [u for u in await uow.users.find() if await _shares_group(uow, access, u.id)]
         return [serialize_user(u, access) for u in page(users, limit, offset)]
 
@@ -96,9 +94,7 @@ class AdminUsersController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, limit: Limit = 100, offset: Offset = 0
     ) -> list[dict[str, Any]]:
         """Every user (admin)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             require(access.is_admin, "Administrator rights are required")
             users = await uow.users.find()
         return [serialize_user(u, access, full=True) for u in page(users, limit, offset)]
@@ -108,10 +104,8 @@ class AdminUsersController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[UserCreate]
     ) -> dict[str, Any]:
         """Create a user (admin; a group's user_admin inside that group, never an admin)."""
-        st = server_state(request)
         load_timezone(data.timezone)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             if not access.is_admin:
                 if data.group_id is None or not access.is_user_admin(data.group_id):
                     raise forbidden("Administrator or user_admin rights on the group are required")
@@ -148,9 +142,7 @@ class AdminUsersController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, user_id: FromPath[int]
     ) -> dict[str, Any]:
         """One user (admin)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             require(access.is_admin, "Administrator rights are required")
             user = await uow.users.get(user_id)
             if user is None:
@@ -166,12 +158,10 @@ class AdminUsersController(Controller):
         data: JSONBody[UserUpdate],
     ) -> dict[str, Any]:
         """Update a user (admin); an admin cannot disable or demote themself or the last admin."""
-        st = server_state(request)
         values = changes(data)
         if "timezone" in values:
             load_timezone(values["timezone"])
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             require(access.is_admin, "Administrator rights are required")
             user = await uow.users.get(user_id)
             if user is None:
@@ -199,9 +189,7 @@ class AdminUsersController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, user_id: FromPath[int]
     ) -> dict[str, Any]:
         """Soft-delete a user (admin; not oneself, not the last admin)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             require(access.is_admin, "Administrator rights are required")
             user = await uow.users.get(user_id)
             if user is None:
@@ -210,10 +198,7 @@ class AdminUsersController(Controller):
                 raise ApiError(409, "conflict", "administrators cannot delete themselves")
             if user.is_admin and not await _other_active_admins(uow, user.id):
                 raise ApiError(409, "conflict", "at least one active administrator must remain")
-            await uow.users.update(attrs.evolve(user, active=False, deleted_at=st.now()))
-            await audit(uow, st, principal, "user.delete", "user", user.id)
-            await uow.commit()
-        return deleted(user_id)
+            return await soft_delete(uow, st, principal, uow.users, user, "user", active=False)
 
 
 class AuditLogsController(Controller):
@@ -230,9 +215,7 @@ class AuditLogsController(Controller):
         offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         """Audit rows, newest first (admin)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             require(access.is_admin, "Administrator rights are required")
             where: dict[str, Any] = {"action": action} if action else {}
             rows = await uow.audit.find(order_by="-id", limit=limit, offset=offset, **where)

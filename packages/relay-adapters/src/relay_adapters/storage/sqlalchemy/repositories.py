@@ -31,6 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
+from relay_adapters.storage.sqlalchemy.cache import CACHEABLE, ReadCache
+from relay_adapters.storage.sqlalchemy.encryption import SEALED_COLUMNS, SecretBox
 from relay_adapters.storage.sqlalchemy.tables import LEASES_TABLE, entity_columns, metadata
 from relay_core.domain import constants as c
 from relay_core.domain.errors import Conflict, StorageUnavailable
@@ -138,7 +140,13 @@ class _Base:
     async def _execute(
         self, statement: sa.Executable, params: Mapping[str, Any] | None = None, *, savepoint: bool = False
     ) -> CursorResult[Any]:
-        conn = self._uow.connection
+        uow: Any = self._uow
+        lazy = getattr(uow, "lazy_connection", None)
+        conn: AsyncConnection = await lazy() if lazy is not None else uow.connection
+        if not isinstance(statement, sa.Select):
+            written = getattr(uow, "mark_written", None)
+            if written is not None:
+                written(self._name)
         try:
             if savepoint and self._uow.dialect_name == "postgresql":
                 # PostgreSQL aborts the whole transaction on an error; the savepoint keeps the
@@ -364,14 +372,35 @@ class SqlAlchemyRepository(_Base, Generic[T]):
         self._cls: type[T] = self._s.spec.entity
         self._fields = self._s.spec.fields
         self.table: sa.Table = self._s.table
+        # Secret columns are encrypted at rest (SPEC S13.4; see .encryption).
+        self._sealed: Mapping[str, str] = SEALED_COLUMNS.get(name, {})
+        self._box: SecretBox = getattr(uow, "secret_box", None) or SecretBox(None)
 
     # --- conversion -----------------------------------------------------------------------
 
     def _entity(self, row: Sequence[Any]) -> T:
-        return self._cls(**dict(zip(self._fields, row, strict=True)))
+        values = dict(zip(self._fields, row, strict=True))
+        for column, kind in self._sealed.items():
+            values[column] = self._box.open(self._name, column, kind, values[column])
+        return self._cls(**values)
+
+    def _seal(self, values: dict[str, Any]) -> dict[str, Any]:
+        for column, kind in self._sealed.items():
+            if column in values:
+                values[column] = self._box.seal(self._name, column, kind, values[column])
+        return values
+
+    def _check_filters(self, where: Mapping[str, Any]) -> None:
+        """Encrypted columns can only be tested for NULL: their stored bytes differ every write."""
+        if not self._sealed:
+            return
+        for key, value in where.items():
+            field, op = split_lookup(key)
+            if field in self._sealed and not (op == "isnull" or (op in ("eq", "ne") and value is None)):
+                raise ValueError(f"{self._name}.{field} is encrypted at rest and cannot be filtered on")
 
     def _row(self, entity: Any, *, insert: bool) -> dict[str, Any]:
-        values = {f: getattr(entity, f) for f in self._s.writable}
+        values = self._seal({f: getattr(entity, f) for f in self._s.writable})
         now = utcnow()
         for name in self._s.spec.bookkeeping:
             if insert or name == "updated_at":
@@ -390,6 +419,7 @@ class SqlAlchemyRepository(_Base, Generic[T]):
     def _find(
         self, order_by: str, limit: int | None, offset: int, where: Mapping[str, Any]
     ) -> tuple[sa.Select[Any], dict[str, Any]]:
+        self._check_filters(where)
         shape, values = _filter_shape(where)
         params = _params(values)
         if limit is not None:
@@ -400,9 +430,25 @@ class SqlAlchemyRepository(_Base, Generic[T]):
 
     # --- the Repository protocol ----------------------------------------------------------
 
+    def _cache(self) -> tuple[ReadCache, int] | None:
+        """The read cache for this table, when it applies to this unit of work."""
+        uow: Any = self._uow
+        cache: ReadCache | None = getattr(uow, "read_cache", None)
+        if cache is None or self._name not in CACHEABLE or self._name in uow.written:
+            return None
+        return cache, cache.generation(self._name)
+
     async def get(self, id: int) -> T | None:
+        cached = self._cache()
+        if cached is not None:
+            hit, value = cached[0].get(self._name, ("get", id))
+            if hit:
+                return value  # type: ignore[no-any-return]
         row = (await self._execute(self._s.get, {"b_id": id})).first()
-        return self._entity(row) if row is not None else None
+        entity = self._entity(row) if row is not None else None
+        if cached is not None and entity is not None:
+            cached[0].put(self._name, ("get", id), entity, cached[1])
+        return entity
 
     async def add(self, entity: T) -> T:
         statement = (
@@ -425,7 +471,8 @@ class SqlAlchemyRepository(_Base, Generic[T]):
         unknown = set(changes) - set(self._s.writable)
         if unknown:
             raise TypeError(f"{self._name}: cannot change {', '.join(sorted(unknown))}")
-        values = dict(changes)
+        self._check_filters(expect)
+        values = self._seal(dict(changes))
         if "updated_at" in self._s.spec.bookkeeping:
             values["updated_at"] = utcnow()
         shape, expected = _filter_shape(expect)
@@ -437,19 +484,39 @@ class SqlAlchemyRepository(_Base, Generic[T]):
     async def find(
         self, *, order_by: str = "id", limit: int | None = None, offset: int = 0, **where: Any
     ) -> list[T]:
+        cached = self._cache()
+        key: Any = None
+        if cached is not None:
+            try:
+                key = ("find", order_by, limit, offset, *sorted((k, _hashable(v)) for k, v in where.items()))
+                hash(key)
+            except TypeError:
+                cached = None
+            else:
+                hit, value = cached[0].get(self._name, key)
+                if hit:
+                    return list(value)
         statement, params = self._find(order_by, limit, offset, where)
-        return [self._entity(row) for row in await self._execute(statement, params)]
+        found = [self._entity(row) for row in await self._execute(statement, params)]
+        if cached is not None and (found or limit != 1):
+            cached[0].put(self._name, key, tuple(found), cached[1])
+        return found
 
     async def first(self, *, order_by: str = "id", **where: Any) -> T | None:
         found = await self.find(order_by=order_by, limit=1, **where)
         return found[0] if found else None
 
     async def count(self, **where: Any) -> int:
+        self._check_filters(where)
         shape, values = _filter_shape(where)
         return int((await self._execute(self._s.count(shape), _params(values))).scalar_one())
 
     async def delete(self, id: int) -> None:
         await self._execute(self._s.delete, {"b_id": id})
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, (list, set, frozenset)) else value
 
 
 E = TypeVar("E")

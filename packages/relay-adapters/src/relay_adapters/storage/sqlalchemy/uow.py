@@ -20,6 +20,8 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from relay_adapters.storage.sqlalchemy.cache import ReadCache
+from relay_adapters.storage.sqlalchemy.encryption import SecretBox
 from relay_adapters.storage.sqlalchemy.repositories import (
     SqlAlchemyIntentRepository,
     SqlAlchemyLeaseRepository,
@@ -64,6 +66,9 @@ from relay_core.domain.model import (
 from relay_core.ports.storage import ENTITIES, IntentRepository, LeaseRepository, Repository
 
 __all__ = ["SqlAlchemyUnitOfWork", "SqlAlchemyUnitOfWorkFactory", "async_url", "make_engine"]
+
+#: PostgreSQL ends a session idle inside a transaction this long (ms), releasing its locks.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 15_000
 
 # Sync drivers people put in URLs, mapped to the async driver of the same database.
 _ASYNC_DRIVERS = {
@@ -119,7 +124,13 @@ def make_engine(
         if target.get_driver_name() == "asyncpg":
             kwargs["connect_args"] = {
                 "timeout": connect_timeout,
-                "server_settings": {"application_name": "relay"},
+                "server_settings": {
+                    "application_name": "relay",
+                    # A client frozen inside a transaction (SIGSTOP, a VM pause) must not keep
+                    # its row locks, e.g. on a scheduler lease, longer than this (SPEC S13.2):
+                    # the server ends its session; relay never waits on I/O inside one.
+                    "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS),
+                },
             }
         else:
             kwargs["connect_args"] = {"connect_timeout": int(connect_timeout)}
@@ -191,6 +202,7 @@ class SqlAlchemyUnitOfWork:
     def __init__(self, factory: SqlAlchemyUnitOfWorkFactory) -> None:
         self._factory = factory
         self._conn: AsyncConnection | None = None
+        self.secret_box: SecretBox = factory.secret_box
         for name in ENTITIES:
             repo: Any
             if name == "intents":
@@ -199,21 +211,58 @@ class SqlAlchemyUnitOfWork:
                 repo = SqlAlchemyRepository(self, name)
             setattr(self, name, repo)
         self.leases = SqlAlchemyLeaseRepository(self)
+        self.read_cache: ReadCache | None = factory.read_cache
+        self.written: set[str] = set()
+        self._entered = False
+        self._lazy = factory.lazy_begin
 
     @property
     def connection(self) -> AsyncConnection:
-        """The transaction's connection; only inside ``async with``."""
+        """The transaction's connection; only inside ``async with`` (after the first statement
+        when the factory begins transactions lazily)."""
         if self._conn is None:
             raise RuntimeError("a unit of work is used inside `async with uow:` only")
         return self._conn
+
+    async def lazy_connection(self) -> AsyncConnection:
+        """The transaction's connection, beginning the transaction on first use."""
+        if self._conn is None:
+            if not self._entered:
+                raise RuntimeError("a unit of work is used inside `async with uow:` only")
+            await self._begin()
+        assert self._conn is not None
+        return self._conn
+
+    def mark_written(self, table: str) -> None:
+        """A statement of this unit of work writes ``table``: drop its cached reads."""
+        self.written.add(table)
+        if self.read_cache is not None:
+            self.read_cache.invalidate(table)
+
+    def _end(self) -> None:
+        if self.read_cache is not None:
+            for table in self.written:
+                self.read_cache.invalidate(table)
+        self.written = set()
 
     @property
     def dialect_name(self) -> str:
         return self._factory.dialect_name
 
     async def __aenter__(self) -> Self:
-        if self._conn is not None:
+        if self._conn is not None or self._entered:
             raise RuntimeError("this unit of work is already in use")
+        self._entered = True
+        if not self._lazy:
+            try:
+                await self._begin()
+            except BaseException:
+                self._entered = False
+                raise
+        return self
+
+    async def _begin(self) -> None:
+        """Take the connection (and on SQLite the process-local write lock) and BEGIN."""
         await self._factory._acquire_local(self)
         conn: AsyncConnection | None = None
         try:
@@ -228,7 +277,6 @@ class SqlAlchemyUnitOfWork:
                 raise
             raise mapped from exc
         self._conn = conn
-        return self
 
     async def __aexit__(
         self,
@@ -237,15 +285,20 @@ class SqlAlchemyUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         conn, self._conn = self._conn, None
+        self._entered = False
         try:
             if conn is not None:
                 await _close_quietly(conn)
         finally:
+            self._end()
             self._factory._release_local(self)
 
     async def commit(self) -> None:
+        if self._conn is None and self._lazy and self._entered:
+            return  # nothing was executed: nothing to commit
         try:
             await self.connection.commit()
+            self._end()
         except (sa_exc.SQLAlchemyError, OSError) as exc:
             mapped = _mapped(exc)
             if mapped is None:
@@ -253,8 +306,11 @@ class SqlAlchemyUnitOfWork:
             raise mapped from exc
 
     async def rollback(self) -> None:
+        if self._conn is None and self._lazy and self._entered:
+            return
         try:
             await self.connection.rollback()
+            self._end()
         except (sa_exc.SQLAlchemyError, OSError) as exc:
             mapped = _mapped(exc)
             if mapped is None:
@@ -291,6 +347,16 @@ class SqlAlchemyUnitOfWorkFactory:
         connect_timeout: seconds to wait for a connection (and for a free pooled one).
         sqlite_busy_timeout_ms: how long SQLite waits for the write lock before
             ``StorageUnavailable``.
+        read_cache_ttl: seconds configuration reads are cached across units of work
+            (:class:`~relay_adapters.storage.sqlalchemy.cache.ReadCache`); 0 disables it.
+        lazy_begin: take the connection and BEGIN at the first statement instead of on
+            ``async with``, so a unit of work served entirely from the cache costs nothing;
+            ``connection`` is then only available after a repository call.
+        encryption_key: the 32-byte key channel and provider secrets are encrypted with at rest
+            (:func:`~relay_adapters.storage.sqlalchemy.encryption.derive_encryption_key` of
+            ``main.encryption_key``/``main.secret_key``; SPEC S13.4). Every process sharing the
+            database must use the same key. None (tools, tests): secrets are written in clear and
+            encrypted ones cannot be read.
 
     A factory, its engine and its units of work belong to the event loop that first uses
     them (as asyncpg and aiosqlite connections do); ``aclose`` on that loop disposes them.
@@ -305,8 +371,14 @@ class SqlAlchemyUnitOfWorkFactory:
         max_overflow: int = 10,
         connect_timeout: float = 5,
         sqlite_busy_timeout_ms: int = 5000,
+        read_cache_ttl: float = 0,
+        lazy_begin: bool = False,
+        encryption_key: bytes | None = None,
     ) -> None:
         self.url = async_url(url)
+        self.secret_box = SecretBox(encryption_key)
+        self.read_cache: ReadCache | None = ReadCache(read_cache_ttl) if read_cache_ttl > 0 else None
+        self.lazy_begin = lazy_begin
         self.engine = make_engine(
             self.url,
             echo=echo,
