@@ -93,9 +93,11 @@ async def test_worker_web_process_enqueues_to_redis_right_after_commit(
                 assert response.status_code in (200, 201, 202), response.text
 
             async def enqueued() -> bool:
+                # The intent is marked enqueued just before its message leaves: wait for both.
                 async with store() as uow:
                     found = await uow.intents.find()
-                return len(found) == 1 and found[0].enqueued_at is not None
+                marked = len(found) == 1 and found[0].enqueued_at is not None
+                return marked and client_redis.hlen(messages) >= 1
 
             await wait_until("the web process to enqueue the intent", enqueued, seconds=10)
             assert client_redis.hlen(messages) == 1  # the message waits for a worker
@@ -186,17 +188,21 @@ async def test_worker_asgi_app_enqueues_to_redis_after_commit(
             )
             assert response.status_code in (200, 201, 202), response.text
 
+            client_redis = redis.Redis.from_url(redis_url)
+            messages = f"{namespace}:{DELIVERY_QUEUE}.msgs"
+
             async def enqueued() -> bool:
+                # The intent is marked enqueued just before its message leaves: wait for both.
                 async with store() as uow:
                     found = await uow.intents.find()
-                return len(found) == 1 and found[0].enqueued_at is not None
+                marked = len(found) == 1 and found[0].enqueued_at is not None
+                return marked and client_redis.hlen(messages) >= 1
 
-            await wait_until("the app to enqueue the intent", enqueued, seconds=10)
-        client_redis = redis.Redis.from_url(redis_url)
-        try:
-            assert client_redis.hlen(f"{namespace}:{DELIVERY_QUEUE}.msgs") == 1
-        finally:
-            client_redis.close()
+            try:
+                await wait_until("the app to enqueue the intent", enqueued, seconds=10)
+                assert client_redis.hlen(messages) == 1
+            finally:
+                client_redis.close()
     finally:
         await store.aclose()
     assert local_http_server.requests == []  # nothing consumes here: the message waits for a worker

@@ -194,10 +194,21 @@ def test_first_run_path_in_the_browser(
         page.get_by_label("Slug").fill("ops")
         page.get_by_role("button", name="Create group").click()
         page.get_by_role("link", name="Operations").click()
-        page.get_by_label("User").select_option(label="admin (admin)")
-        page.get_by_label("Role").select_option("editor")
+        page.get_by_label("User", exact=True).select_option(label="admin (admin)")
+        page.get_by_label("Role", exact=True).select_option("editor")
         page.get_by_role("button", name="Add user").click()
-        expect(page.locator("table")).to_contain_text("editor")
+        expect(page.get_by_label("Group role of admin")).to_have_value("editor")
+        # a second user, created in the group from its page (S11.3 steps 2-3)
+        page.get_by_label("Username").fill("bob")
+        page.get_by_label("Display name").fill("Bob Builder")
+        page.get_by_label("Initial password (10+ characters)").fill("bob-password-123")
+        page.get_by_role("button", name="Create user").click()
+        expect(page.locator("table")).to_contain_text("Bob Builder")
+        expect(page.get_by_label("Group role of bob")).to_have_value("viewer")
+        # the administrator edits the group in place
+        page.get_by_label("Description").last.fill("Everything that keeps the lights on")
+        page.get_by_role("button", name="Save group").click()
+        expect(page.locator("main")).to_contain_text("Everything that keeps the lights on")
         page.goto("/teams")
         page.get_by_label("Group").select_option(label="Operations")
         page.get_by_label("Name", exact=True).fill("Infrastructure")
@@ -207,6 +218,11 @@ def test_first_run_path_in_the_browser(
         # The group editor who creates a team becomes its manager (S9.3).
         expect(page.locator("table")).to_contain_text("admin")
         expect(page.get_by_label("Role of admin")).to_have_value("manager")
+        # S11.3 step 5: the second user joins the team through the form
+        page.get_by_label("User", exact=True).select_option(label="Bob Builder (bob)")
+        page.get_by_label("Role", exact=True).select_option("responder")
+        page.get_by_role("button", name="Add member").click()
+        expect(page.get_by_label("Role of bob")).to_have_value("responder")
         shot("02-team")
 
         # 3. a webhook channel to the local receiver
@@ -221,10 +237,44 @@ def test_first_run_path_in_the_browser(
         # 4. a rotation with the team's members
         page.goto("/rotations")
         page.get_by_label("Name", exact=True).fill("Primary")
+        page.get_by_label("Add all active team members").uncheck()
         page.get_by_role("button", name="Create rotation").click()
         expect(page.get_by_role("heading", name="Primary", exact=True)).to_be_visible()
+        expect(page.locator("#oncall-now")).to_contain_text("Nobody is on call")
+        # S11.3 step 7: members through the form, then reordered
+        page.get_by_label("Add member").select_option(label="admin (admin)")
+        page.get_by_role("button", name="Add member", exact=True).click()
+        expect(page.locator("ol.members li")).to_have_count(1)
+        page.get_by_label("Add member").select_option(label="Bob Builder (bob)")
+        page.get_by_role("button", name="Add member", exact=True).click()
+        members = page.locator("ol.members li")
+        expect(members).to_have_count(2)
+        expect(members.first).to_contain_text("admin")
+        page.get_by_role("button", name="Move bob up").click()
+        expect(members.first).to_contain_text("Bob Builder")
+        page.get_by_role("button", name="Move bob down").click()
+        expect(members.first).to_contain_text("admin")
+        expect(members.last).to_contain_text("Bob Builder")
         expect(page.locator("#oncall-now")).to_contain_text("admin")
         shot("04-rotation")
+
+        # 4b. a silence: created, edited in place, then expired now
+        page.goto("/silences")
+        page.get_by_label("Name", exact=True).fill("Patch window")
+        page.get_by_label("Matchers (JSON)").fill('{"alertname": "KernelPatch"}')
+        page.get_by_role("button", name="Create silence").click()
+        silence_row = page.locator("tr:not(.edit-row)", has_text="Patch window")
+        expect(silence_row.locator(".badge")).to_have_text("active")
+        page.get_by_text("Edit silence Patch window").click()
+        silence_form = page.locator("form[id^=silence-form-]")
+        silence_form.get_by_label("Reason").fill("kernel updates")
+        silence_form.get_by_role("button", name="Save silence").click()
+        expect(silence_row).to_contain_text("kernel updates")
+        expect(silence_row.locator(".badge")).to_have_text("active")
+        page.once("dialog", lambda dialog: dialog.accept())
+        silence_row.get_by_role("button", name="Expire silence Patch window now").click()
+        expect(silence_row.locator(".badge")).to_have_text("expired")
+        expect(silence_row.get_by_role("button", name="Expire silence Patch window now")).to_have_count(0)
 
         # 5. a route: the token is shown once, with the intake URL and a curl
         page.goto("/routes")
@@ -285,6 +335,13 @@ def test_first_run_path_in_the_browser(
         page.get_by_role("link", name="Disk <b>full</b> on db-1").click()
         expect(page.locator(".timeline")).to_contain_text("ack")
         shot("08-alert-detail")
+        # resolve the second alert on its page with a note and the `r` key (S11.5)
+        page.goto(f"/alerts/{second.json()[0]['group_id']}")
+        page.get_by_label("Note (optional)").fill("failed over to db-3")
+        page.evaluate("document.activeElement.blur()")
+        page.keyboard.press("r")
+        expect(page.locator(".alert-head")).to_contain_text("resolved")
+        expect(page.locator(".timeline")).to_contain_text("failed over to db-3")
 
         # 8. a subscription of the alert's category to the webhook channel; its test shows per-channel results
         page.goto("/role-groups")
@@ -297,7 +354,7 @@ def test_first_run_path_in_the_browser(
         page.get_by_label("Category").select_option(label="Infrastructure")
         page.get_by_label("ops webhook (webhook)").check()
         page.get_by_role("button", name="Create subscription").click()
-        sub_row = page.locator("tr", has_text="Infra to webhook")
+        sub_row = page.locator("tr:not(.edit-row)", has_text="Infra to webhook")
         expect(sub_row).to_be_visible()
         before = len(receiver.requests)
         sub_row.get_by_role("button", name="Send test alert").click()
@@ -329,12 +386,34 @@ def test_first_run_path_in_the_browser(
         page.goto("/routes")
         page.get_by_role("link", name="Webhook alerts").click()
         expect(page.locator("#route-intake-url")).to_have_text(intake_url)
+        # S11.3 step 11: how to configure the sender is on the route page
+        expect(page.locator("#intake-h + dl + h3 + pre")).to_contain_text(f"curl -X POST {intake_url}")
+        expect(page.locator("main")).to_contain_text("Authorization: Bearer <intake token>")
         page.get_by_role("button", name="Send test alert").click()
         test_result = page.locator("#test-alert-result")
         expect(test_result).to_contain_text("Test alert: created")
         test_link = test_result.get_by_role("link", name=re.compile(r"Open alert #\d+"))
         test_link.click()
         expect(page.get_by_role("heading", level=1)).to_contain_text("Test alert from Relay")
+
+        # 10b. edit the channel: a new name, the secret webhook URL left as the placeholder
+        page.goto("/channels")
+        page.get_by_text("Edit channel ops webhook").click()
+        edit = page.locator("form[id^=channel-form-]")
+        expect(edit.locator("input[name='config.webhook_url']")).to_have_value("__RELAY_SECRET__")
+        edit.get_by_label("Name", exact=True).fill("ops webhook v2")
+        edit.get_by_label("critical").check()
+        edit.get_by_role("button", name="Save channel").click()
+        channel_row = page.locator("tr:not(.edit-row)", has_text="ops webhook v2")
+        expect(channel_row).to_be_visible()
+        before = len(receiver.requests)
+        channel_row.get_by_role("button", name="Test channel ops webhook v2").click()
+        expect(channel_row.locator(".form-status")).to_contain_text("sent")
+        _wait(lambda: len(receiver.requests) > before, 10, "the edited channel lost its webhook URL")
+        assert receiver.requests[-1].path == "/hook"
+        page.get_by_text("Edit channel ops webhook v2").click()
+        expect(page.locator("form[id^=channel-form-]").get_by_label("critical")).to_be_checked()
+        shot("10b-channel-edited")
 
         # 11. a personal API token is shown once
         page.goto("/profile")
@@ -363,11 +442,24 @@ def test_first_run_path_in_the_browser(
             "/routes",
             "/channels",
             "/subscriptions",
+            "/silences",
+            "/groups",
+            "/admin/users",
             "/profile",
         ):
             page.goto(path)
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 360, f"{path} is {width}px wide in a 360px window"
+
+        # 13. the dark theme follows the system setting (S11.5)
+        page.set_viewport_size({"width": 1280, "height": 900})
+        background = "getComputedStyle(document.body).backgroundColor"
+        page.emulate_media(color_scheme="light")
+        page.goto("/alerts")
+        assert page.evaluate(background) == "rgb(246, 248, 250)"
+        page.emulate_media(color_scheme="dark")
+        assert page.evaluate(background) == "rgb(13, 17, 23)"
+        shot("14-alerts-dark")
 
         assert not errors, f"browser errors: {errors}"
     except BaseException:

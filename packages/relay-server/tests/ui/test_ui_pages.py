@@ -3,6 +3,8 @@ the API lets the caller see, escape user content and load nothing from another o
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -353,7 +355,16 @@ async def test_storage_outage_gives_an_error_page(client: AsyncTestClient[Litest
     assert "storage_unavailable" in response.text
 
 
-async def test_group_selector_narrows_the_list(client: AsyncTestClient[Litestar], world: World) -> None:
+@pytest.mark.parametrize("api_group_filter", [True, False], ids=["api-group-filter", "page-narrows"])
+async def test_group_selector_narrows_the_list(
+    client: AsyncTestClient[Litestar], world: World, monkeypatch: pytest.MonkeyPatch, api_group_filter: bool
+) -> None:
+    """With the API's ``group_id`` filter, and without it (the page narrows to the group's teams)."""
+    from relay_server.ui import pages as ui_pages
+
+    if api_group_filter and not ui_pages.api_filters_by_group():
+        pytest.skip("GET /api/alerts has no group_id filter")
+    monkeypatch.setattr(ui_pages, "api_filters_by_group", lambda: api_group_filter)
     await post_alert(client, world, title="Infra only")
     login_as(client, world, "admin")
     client.cookies.set("relay_csrf", "t")
@@ -371,3 +382,200 @@ async def test_group_selector_narrows_the_list(client: AsyncTestClient[Litestar]
     )
     assert response.status_code == 200
     assert "Infra only" in (await client.get("/alerts")).text
+
+
+def csrf(client: AsyncTestClient[Litestar]) -> dict[str, str]:
+    client.cookies.set("relay_csrf", "t")
+    return {"X-CSRF-Token": "t"}
+
+
+def section(text: str, start: str, end: str) -> str:
+    """The part of a page from ``start`` up to the next ``end``."""
+    part = text[text.index(start) :]
+    return part[: part.index(end)]
+
+
+async def test_channel_edit_form_masks_secrets_and_keeps_them(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    """The edit form shows the API's placeholder for a secret; sending the form back unchanged
+    (what relay.js does) keeps the stored secret and the settings the form has no field for."""
+    login_as(client, world, "manager")
+    headers = csrf(client)
+    secret_url = "https://hooks.example.net/T000/very-secret-path"
+    created = await client.post(
+        "/api/channels",
+        json={
+            "team_id": world.ids["team"],
+            "name": "hook",
+            "channel_type": "webhook",
+            "config": {"webhook_url": secret_url, "template": "custom {{ title }}"},
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    channel_id = created.json()["id"]
+    text = (await client.get("/channels")).text
+    assert secret_url not in text
+    form = section(text, f'id="channel-form-{channel_id}"', "</form>")
+    assert f'data-url="/api/channels/{channel_id}" data-method="PUT"' in form
+    url_input = re.search(r'<input id="ch-\d+-cfg-webhook_url"[^>]*>', form)
+    assert url_input, form
+    assert 'type="password"' in url_input[0]
+    placeholder = re.search(r'value="([^"]+)"', url_input[0])
+    assert placeholder
+    assert placeholder[1] == "__RELAY_SECRET__"
+    extras = re.search(r"<input type=\"hidden\" name=\"config\" data-type=\"json\" value='([^']*)'>", form)
+    assert extras, form
+    assert "custom" in extras[1]
+    assert "webhook_url" not in extras[1], "fields with an input are not duplicated"
+    # The body relay.js builds from the unchanged form, with a new name.
+    config = {**json.loads(extras[1]), "webhook_url": placeholder[1]}
+    response = await client.put(
+        f"/api/channels/{channel_id}", json={"name": "hook renamed", "config": config}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    stored = await world.get("channels", channel_id)
+    assert stored.name == "hook renamed"
+    assert stored.config["webhook_url"] == secret_url
+    assert stored.config["template"] == "custom {{ title }}"
+
+
+async def test_edit_forms_are_prefilled(client: AsyncTestClient[Litestar], world: World) -> None:
+    login_as(client, world, "admin")
+    text = (await client.get("/admin/users")).text
+    form = section(text, f'id="user-form-{world.ids["responder"]}"', "</form>")
+    assert f'data-url="/api/admin/users/{world.ids["responder"]}" data-method="PUT"' in form
+    assert 'value="responder"' in form
+    assert 'name="password" type="password"' in form
+    assert "data-skip-empty=1" in form, "an empty password field keeps the password"
+    assert 'name="active" type="checkbox" data-type="bool" checked' in form
+    text = (await client.get(f"/rotations/{world.ids['rotation']}")).text
+    assert 'id="rotation-settings-form"' in text
+    assert re.search(
+        r'id="edit-rot-start" name="start_at" type="datetime-local" value="\d{4}-\d\d-\d\dT\d\d:\d\d"', text
+    )
+    text = (await client.get(f"/routes/{world.ids['route_webhook']}")).text
+    assert 'id="route-settings-form"' in text
+    assert 'id="edit-route-rotation" name="rotation_id"' in text
+    assert f'<option value="{world.ids["rotation"]}" selected>' in text
+    assert 'id="test-alert-severity"' in text
+    text = (await client.get(f"/groups/{world.ids['group']}")).text
+    assert 'id="group-settings-form"' in text
+    assert 'id="group-new-user-form"' in text
+    assert 'class="js-put" data-url="/api/groups/users/' in text
+
+
+async def test_silence_can_be_expired_and_edited(client: AsyncTestClient[Litestar], world: World) -> None:
+    login_as(client, world, "manager")
+    headers = csrf(client)
+    response = await client.post(
+        "/api/silences",
+        json={
+            "team_id": world.ids["team"],
+            "name": "maintenance",
+            "matchers": {"alertname": "DiskFull"},
+            "starts_at": "2020-01-01T00:00:00Z",
+            "ends_at": "2099-01-01T00:00:00Z",
+        },
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    silence_id = response.json()["id"]
+    text = (await client.get("/silences")).text
+    row = section(text, "maintenance", "</tr>")
+    assert 'data-now="ends_at"' in row, "Expire now sends the browser's current time"
+    form = section(text, f'id="silence-form-{silence_id}"', "</form>")
+    assert "DiskFull" in form
+    assert 'name="ends_at" type="datetime-local" value="2099-01-01T00:00"' in form
+
+
+async def test_alert_list_date_range_sort_and_pages(client: AsyncTestClient[Litestar], world: World) -> None:
+    await post_alert(client, world, title="Warning one", fingerprint="w1", severity="warning")
+    await post_alert(client, world, title="Critical two", fingerprint="c2", severity="critical")
+    login_as(client, world, "admin")
+    text = (await client.get("/alerts", params={"sort": "severity"})).text
+    assert text.index("Critical two") < text.index("Warning one")
+    assert '<option value="severity" selected>' in text
+    text = (await client.get("/alerts", params={"sort": "severity", "order": "asc"})).text
+    assert text.index("Warning one") < text.index("Critical two")
+    today = world.state.now().date()
+    text = (await client.get("/alerts", params={"from": today.isoformat(), "to": today.isoformat()})).text
+    assert "Warning one" in text
+    assert f'id="f-from" name="from" type="date" value="{today.isoformat()}"' in text
+    tomorrow = (today + dt.timedelta(days=1)).isoformat()
+    text = (await client.get("/alerts", params={"from": tomorrow})).text
+    assert "Warning one" not in text
+    assert "match these filters" in text
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    text = (await client.get("/alerts", params={"to": yesterday})).text
+    assert "Critical two" not in text
+    text = (await client.get("/alerts", params={"from": "not-a-date"})).text
+    assert "Critical two" in text, "a malformed date is ignored, not an error"
+    for n in range(26):
+        await post_alert(client, world, title=f"Bulk {n}", fingerprint=f"bulk-{n}", severity="info")
+    text = (await client.get("/alerts", params={"severity": "info", "sort": "created"})).text
+    assert "Page 1 of 2" in text
+    assert "/alerts?severity=info&amp;sort=created&amp;page=2" in text
+    text = (await client.get("/alerts", params={"severity": "info", "sort": "created", "page": "2"})).text
+    assert "Page 2 of 2" in text
+    assert text.count('data-alert-id="') == 1
+
+
+async def test_alert_detail_note_and_shortcuts(client: AsyncTestClient[Litestar], world: World) -> None:
+    group_id = await post_alert(client, world, title="Needs a note")
+    login_as(client, world, "responder")
+    text = (await client.get(f"/alerts/{group_id}")).text
+    assert 'for="alert-note"' in text
+    assert 'data-note="#alert-note" data-shortcut="a"' in text
+    assert 'data-note="#alert-note" data-shortcut="r"' in text
+    headers = csrf(client)
+    response = await client.post(
+        f"/api/alerts/{group_id}/ack", json={"comment": "looking <now>"}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    text = (await client.get(f"/alerts/{group_id}")).text
+    assert "looking &lt;now&gt;" in text, "the note shows in the timeline, escaped"
+    assert 'data-shortcut="a"' not in text, "an acknowledged alert has no Acknowledge button"
+    assert 'data-shortcut="r"' in text
+    login_as(client, world, "viewer")
+    text = (await client.get(f"/alerts/{group_id}")).text
+    assert 'data-shortcut="r"' not in text
+    assert 'id="alert-note"' not in text
+
+
+async def test_contact_edit_never_sends_a_masked_phone_back(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    """Non-admins see a masked phone: their edit form leaves it empty (kept) instead."""
+    login_as(client, world, "admin")
+    headers = csrf(client)
+    rg = await client.post(
+        "/api/role-groups",
+        json={"group_id": world.ids["group"], "name": "Execs", "slug": "execs"},
+        headers=headers,
+    )
+    assert rg.status_code == 201, rg.text
+    contact = await client.post(
+        f"/api/role-groups/{rg.json()['id']}/contacts",
+        json={"name": "CFO", "phone": "+15551234567"},
+        headers=headers,
+    )
+    assert contact.status_code == 201, contact.text
+    form = section((await client.get("/role-groups")).text, "contact-form-", "</form>")
+    assert 'value="+15551234567"' in form
+    login_as(client, world, "editor")  # a group editor, not an administrator
+    text = (await client.get("/role-groups")).text
+    assert "+15551234567" not in text
+    form = section(text, "contact-form-", "</form>")
+    phone = re.search(r'<input id="ct-\d+-phone"[^>]*>', form)
+    assert phone, form
+    assert "value=" not in phone[0]
+    assert "data-skip-empty=1" in phone[0]
+    # what relay.js sends for the unchanged form: no phone, so the stored number stays
+    response = await client.put(
+        f"/api/role-groups/contacts/{contact.json()['id']}", json={"name": "CFO (finance)"}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    stored = await world.get("role_group_contacts", contact.json()["id"])
+    assert stored.phone == "+15551234567"

@@ -8,6 +8,8 @@ data and renders a Jinja2 template with autoescaping. Writes happen in the brows
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -164,6 +166,15 @@ class Fmt:
         """A ``datetime-local`` value in the user's zone."""
         return value.astimezone(self.tz).strftime("%Y-%m-%dT%H:%M")
 
+    def input_iso(self, value: Any) -> str:
+        """A ``datetime-local`` value (``step=1``) in the user's zone for an API timestamp ('' when
+        unset); seconds are kept so that saving an unchanged form does not move the time."""
+        parsed = parse_iso(value)
+        if parsed is None:
+            return ""
+        local = parsed.astimezone(self.tz)
+        return local.strftime("%Y-%m-%dT%H:%M:%S" if local.second else "%Y-%m-%dT%H:%M")
+
 
 # --- rendering ------------------------------------------------------------------------------------
 
@@ -279,6 +290,33 @@ async def _teams(ui: Ui) -> list[dict[str, Any]]:
     return teams
 
 
+SORTS: Final = (("activity", "Latest activity"), ("severity", "Severity"), ("created", "First seen"))
+
+
+@functools.cache
+def api_filters_by_group() -> bool:
+    """Whether ``GET /api/alerts`` takes ``group_id`` (else the page narrows to the group's teams)."""
+    from relay_server.controllers.alerts import AlertsController
+
+    try:
+        return "group_id" in inspect.signature(AlertsController.list_alerts.fn).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _day(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _day_start(day: dt.date, tz: dt.tzinfo) -> str:
+    """Midnight at the start of ``day`` in the user's zone, as UTC for the API."""
+    local = dt.datetime.combine(day, dt.time(), tzinfo=tz)
+    return local.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 async def _alerts(ui: Ui) -> Built:
     trace_id = ui.arg("trace_id")
     trace = None
@@ -290,17 +328,33 @@ async def _alerts(ui: Ui) -> Built:
     category = ui.arg("category")[:64]
     search = ui.arg("search")[:200]
     page_no = ui.int_arg("page") or 1
+    day_from, day_to = _day(ui.arg("from")), _day(ui.arg("to"))
+    sort = ui.arg("sort") if ui.arg("sort") in dict(SORTS) else "activity"
+    order = "asc" if ui.arg("order") == "asc" else "desc"
     teams = await _teams(ui)
     groups = await ui.api.get("/api/groups", {"limit": 1000})
     categories = await ui.api.maybe("/api/categories", {"limit": 1000}, [])
     active_group = ui.me.get("active_group_id")
     group_team_ids = {t["id"] for t in teams if active_group is None or t["group_id"] == active_group}
-    query: list[tuple[str, Any]] = [("status", s) for s in statuses]
     include_test = ui.arg("include_test") in ("1", "true", "on")
-    query += [("severity", severity), ("team_id", team_id), ("category", category), ("search", search)]
+    # What the page's own links carry (dates as the user typed them).
+    shown: list[tuple[str, Any]] = [("status", s) for s in statuses]
+    shown += [("severity", severity), ("team_id", team_id), ("category", category), ("search", search)]
+    shown += [("include_test", "1" if include_test else None)]
+    shown += [("from", day_from.isoformat() if day_from else None)]
+    shown += [("to", day_to.isoformat() if day_to else None)]
+    shown += [("sort", None if sort == "activity" else sort), ("order", None if order == "desc" else order)]
+    query: list[tuple[str, Any]] = [(k, v) for k, v in shown if k not in ("include_test", "from", "to")]
     query += [("include_test", "true" if include_test else None)]
+    # "to" is inclusive on the page: alerts first seen before the next day's midnight.
+    query += [("from", _day_start(day_from, ui.fmt.tz) if day_from else None)]
+    query += [("to", _day_start(day_to + dt.timedelta(days=1), ui.fmt.tz) if day_to else None)]
+    query += [("sort", sort), ("order", order)]
     narrow = active_group is not None and team_id is None
-    # The API filters by one team; with an active group the UI narrows a larger page to its teams.
+    if narrow and api_filters_by_group():
+        query.append(("group_id", active_group))
+        narrow = False
+    # Without the API's group filter the UI narrows a larger page to the active group's teams.
     query += [("page", 1 if narrow else page_no), ("page_size", 200 if narrow else 25)]
     result = await ui.api.get("/api/alerts", query)
     items = result["items"]
@@ -309,7 +363,7 @@ async def _alerts(ui: Ui) -> Built:
         items = [a for a in items if a["team_id"] in group_team_ids]
         pagination = {"page": 1, "page_size": 200, "total": len(items), "pages": 1 if items else 0}
     team_names = {t["id"]: t["name"] for t in teams}
-    base_query = [(k, v) for k, v in query if k not in ("page", "page_size") and v not in (None, "")]
+    base_query = [(k, v) for k, v in shown if v not in (None, "")]
     return "alerts.html", {
         "title": "Alerts",
         "items": items,
@@ -322,6 +376,7 @@ async def _alerts(ui: Ui) -> Built:
         "categories": categories,
         "statuses": c.GROUP_STATUSES,
         "severities": c.SEVERITIES,
+        "sorts": SORTS,
         "filters": {
             "status": statuses,
             "severity": severity,
@@ -329,8 +384,12 @@ async def _alerts(ui: Ui) -> Built:
             "category": category,
             "search": search,
             "include_test": include_test,
+            "from": day_from.isoformat() if day_from else "",
+            "to": day_to.isoformat() if day_to else "",
+            "sort": sort,
+            "order": order,
         },
-        "filtered": bool(statuses or severity or team_id or category or search),
+        "filtered": bool(statuses or severity or team_id or category or search or day_from or day_to),
         "base_query": urlencode(base_query),
         "trace": trace,
         "trace_id": trace_id,
@@ -549,7 +608,11 @@ async def rotation_page(request: Request[Any, Any, Any], rotation_id: FromPath[i
         eligible = await ui.api.maybe(f"/api/rotations/{rotation_id}/eligible-users", default=[])
         oncall = await ui.api.maybe(f"/api/rotations/{rotation_id}/oncall")
         now = ui.fmt.now.astimezone(_zone(rotation["timezone"]))
+        start = parse_iso(rotation.get("start_at"))
         return "rotation.html", {
+            "start_local": start.astimezone(_zone(rotation["timezone"])).strftime("%Y-%m-%dT%H:%M")
+            if start
+            else "",
             "title": rotation["name"],
             "rotation": rotation,
             "team": team,
@@ -607,16 +670,29 @@ async def route_page(request: Request[Any, Any, Any], route_id: FromPath[int]) -
         rotation = (
             await ui.api.maybe(f"/api/rotations/{route['rotation_id']}") if route["rotation_id"] else None
         )
+        rotations = await ui.api.maybe("/api/rotations", {"team_id": route["team_id"], "limit": 1000}, [])
         return "route.html", {
             "title": route["name"],
             "route": route,
             "rotation": rotation,
+            "rotations": rotations,
+            "categories": await ui.api.maybe("/api/categories", {"limit": 1000}, []),
+            "severities": c.SEVERITIES,
             "channels": [ch for ch in channels if ch["team_id"] in (None, route["team_id"])],
             "curl": sample_curl(route["intake_url"], route["source"], "$RELAY_INTAKE_TOKEN"),
             "samples": json.dumps(SAMPLE_PAYLOADS, separators=(",", ":")),
         }
 
     return await render(request, "routes", build)
+
+
+SEVERITY_KEY: Final = frozenset({"notify_on_severities"})
+
+
+def config_extras(config: Mapping[str, Any], fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """Settings of a channel that its edit form has no field for; they go back unchanged."""
+    known = {f["name"] for f in fields} | SEVERITY_KEY
+    return {k: v for k, v in config.items() if k not in known}
 
 
 def channel_fields(kind: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -626,6 +702,8 @@ def channel_fields(kind: Mapping[str, Any]) -> list[dict[str, Any]]:
     secret = set(kind.get("secret_fields") or ())
     fields = []
     for name, prop in (schema.get("properties") or {}).items():
+        if name in SEVERITY_KEY:
+            continue  # a check box per severity, shown for every type
         kind_name = prop.get("type") or "string"
         fields.append(
             {
@@ -647,14 +725,21 @@ async def channels_page(request: Request[Any, Any, Any]) -> Response[Any]:
         types = [t for t in types if t["type"] != "recording"] + [
             t for t in types if t["type"] == "recording"
         ]
+        fields = {t["type"]: channel_fields(t) for t in types}
+        channels = await ui.api.get("/api/channels", {"limit": 1000})
         return "channels.html", {
             "title": "Channels",
             "teams": teams,
             "managed_teams": [t for t in teams if t["permissions"]["can_write"]],
             "team_names": {t["id"]: t["name"] for t in teams},
-            "channels": await ui.api.get("/api/channels", {"limit": 1000}),
+            "channels": channels,
             "types": types,
-            "fields": {t["type"]: channel_fields(t) for t in types},
+            "fields": fields,
+            "extras": {
+                ch["id"]: config_extras(ch.get("config") or {}, fields.get(ch["channel_type"], []))
+                for ch in channels
+            },
+            "severities": c.SEVERITIES,
             "type_labels": {t["type"]: t["label"] for t in types},
         }
 

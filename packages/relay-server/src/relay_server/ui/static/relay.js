@@ -2,7 +2,8 @@
  *
  * Pages are rendered on the server. This script sends forms and buttons to the JSON API with the
  * session cookie and the CSRF header, shows API errors next to the form, copies tokens, switches
- * channel-type settings, and refreshes the alert list every 15 seconds.
+ * channel-type settings, refreshes the alert list every 15 seconds and handles the alert page's
+ * keyboard shortcuts (a = acknowledge, r = resolve).
  */
 (function () {
   "use strict";
@@ -93,9 +94,9 @@
   }
 
   function localToUtc(value, zone) {
-    var m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(value);
+    var m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(value);
     if (!m) return value;
-    var guess = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+    var guess = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
     try {
       var first = guess - zoneOffsetMs(new Date(guess), zone || "UTC");
       var second = guess - zoneOffsetMs(new Date(first), zone || "UTC");
@@ -136,6 +137,7 @@
       }
       var label = (form.querySelector('label[for="' + el.id + '"]') || {}).textContent || el.name;
       if (raw === "" || raw === undefined) {
+        if (el.hasAttribute("data-skip-empty")) return;
         if (type === "list" && el.hasAttribute("data-keep-empty")) setPath(body, el.name, []);
         else if (el.hasAttribute("data-keep-empty")) setPath(body, el.name, "");
         else if (nullEmpty || el.hasAttribute("data-null-empty")) setPath(body, el.name, null);
@@ -294,6 +296,18 @@
       if (button.hasAttribute("data-body")) {
         try { body = JSON.parse(button.getAttribute("data-body")); } catch (e) { body = null; }
       }
+      var nowField = button.getAttribute("data-now");
+      if (nowField) {
+        /* e.g. "Expire now": the current time, not the time the page was rendered */
+        body = body || {};
+        body[nowField] = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+      }
+      var noteSel = button.getAttribute("data-note");
+      var note = noteSel ? document.querySelector(noteSel) : null;
+      if (note && note.value.trim()) {
+        body = body || {};
+        body.comment = note.value.trim();
+      }
       var outSel = button.getAttribute("data-out");
       var box = outSel ? document.querySelector(outSel) : statusBox(button.closest("section,form,header")) ;
       button.disabled = true;
@@ -438,6 +452,20 @@
     var seconds = parseInt(region.getAttribute("data-refresh") || "15", 10);
     setInterval(function () { if (!document.hidden) refreshRegion(false); }, seconds * 1000);
   }
+
+  /* --- keyboard shortcuts (S11.5): a = acknowledge, r = resolve on the alert page --- */
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    var target = event.target;
+    var tag = target && target.tagName ? target.tagName.toLowerCase() : "";
+    if (tag === "input" || tag === "textarea" || tag === "select" || (target && target.isContentEditable)) return;
+    var key = (event.key || "").toLowerCase();
+    if (key !== "a" && key !== "r") return;
+    var button = document.querySelector('button[data-shortcut="' + key + '"]');
+    if (!button || button.disabled) return;
+    event.preventDefault();
+    button.click();
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll(".js-type-switch").forEach(switchType);
