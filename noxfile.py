@@ -53,12 +53,18 @@ def tests(session: nox.Session, package: str) -> None:
 
 @nox.session
 def plugins(session: nox.Session) -> None:
-    """The example plugins' tests, with the plugins installed through their entry points."""
-    install(session)
-    paths = [str(path.relative_to(dev.ROOT)) for path in dev.plugin_dirs()]
-    if not paths:
+    """The example plugins' own tests against their installed wheels, never the source tree.
+
+    ``tests/dist/distcheck.py`` builds wheels of relay-core and each ``plugins/*`` distribution,
+    installs them into a fresh virtual environment (dependencies from the package index), checks that
+    ``make_plugin_manager()`` loads every ``relay`` entry point, then runs each plugin's tests copied
+    out of the tree. Arguments after ``--`` go to those pytest runs.
+    """
+    if not dev.plugin_dirs():
         session.error("no plugins/*/pyproject.toml found")
-    session.run("pytest", *paths, *session.posargs)
+    session.install("pip>=22.3")  # distcheck installs into its environment with `pip --python`
+    workdir = Path(session.create_tmp()) / "distcheck"
+    session.run("python", "tests/dist/distcheck.py", "--workdir", str(workdir), "--", *session.posargs)
 
 
 @nox.session

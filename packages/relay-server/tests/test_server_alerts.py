@@ -253,3 +253,71 @@ async def test_list_alerts_time_window_sort_and_test_alerts(
     assert [g["id"] for g in hidden.json()["items"]] == [late["group_id"]]
     shown = await client.get("/api/alerts", params={"include_test": "true"}, headers=viewer)
     assert {g["id"] for g in shown.json()["items"]} == {early["group_id"], late["group_id"]}
+
+
+async def test_list_alerts_group_assignee_and_multi_status_filters(
+    world: World, client: AsyncTestClient[Any]
+) -> None:
+    """``group_id`` keeps the teams of one group, ``assignee_id`` one assignee, and ``status``
+    takes several values (repeated or comma-separated); a group the caller cannot see is empty."""
+    from relay_core.domain.model import Route
+    from relay_server.auth import ROUTE_TOKEN_PREFIX, new_token
+
+    token = new_token(ROUTE_TOKEN_PREFIX)
+    async with world.relay.uow_factory() as uow:
+        await uow.routes.add(
+            Route(
+                team_id=world.ids["other_team"],
+                name="billing am",
+                source="alertmanager",
+                intake_token_hash=token.hash,
+                intake_token_prefix=token.prefix,
+            )
+        )
+        await uow.commit()
+    ops_firing = await fire(world, client, "ops-a")
+    ops_acked = await fire(world, client, "ops-b")
+    ack = await client.post(f"/api/alerts/{ops_acked['group_id']}/ack", headers=world.auth("responder"))
+    assert ack.status_code == 200, ack.text
+    billing = await client.post(
+        "/api/integrations/alertmanager", json=AM, headers={"Authorization": f"Bearer {token.raw}"}
+    )
+    assert billing.status_code == 200, billing.text
+    billing_id = billing.json()[0]["group_id"]
+    admin = world.auth("admin")
+
+    async def ids(**params: Any) -> set[int]:
+        response = await client.get("/api/alerts", params=params, headers=admin)
+        assert response.status_code == 200, response.text
+        return {g["id"] for g in response.json()["items"]}
+
+    assert await ids() == {ops_firing["group_id"], ops_acked["group_id"], billing_id}
+    assert await ids(group_id=world.ids["group"]) == {ops_firing["group_id"], ops_acked["group_id"]}
+    assert await ids(group_id=world.ids["other_group"]) == {billing_id}
+    assert await ids(group_id=world.ids["other_group"], team_id=world.ids["team"]) == set()
+    assert await ids(status="acknowledged") == {ops_acked["group_id"]}
+    assert await ids(status="acknowledged,firing", group_id=world.ids["group"]) == {
+        ops_firing["group_id"],
+        ops_acked["group_id"],
+    }
+    repeated = await client.get(
+        "/api/alerts?status=acknowledged&status=resolved&group_id=" + str(world.ids["group"]), headers=admin
+    )
+    assert {g["id"] for g in repeated.json()["items"]} == {ops_acked["group_id"]}
+    acked_detail = (await client.get(f"/api/alerts/{ops_acked['group_id']}", headers=admin)).json()
+    assignee = acked_detail["assignee"]["id"]
+    expected = {
+        g["id"]
+        for g in (await client.get("/api/alerts", headers=admin)).json()["items"]
+        if g["assignee"] and g["assignee"]["id"] == assignee
+    }
+    assert ops_acked["group_id"] in expected
+    assert await ids(assignee_id=assignee) == expected
+    assert await ids(assignee_id=world.ids["outsider"]) == set()
+    outsider = await client.get(
+        "/api/alerts", params={"group_id": world.ids["group"]}, headers=world.auth("outsider")
+    )
+    assert outsider.json()["items"] == []
+    bad = await client.get("/api/alerts", params={"group_id": 0}, headers=admin)
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "validation_error"

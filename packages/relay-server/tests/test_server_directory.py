@@ -265,8 +265,34 @@ async def test_audit_log_endpoint_is_admin_only(world: World, client: AsyncTestC
 
 
 async def test_plugins_endpoint_is_admin_only(world: World, client: AsyncTestClient[Any]) -> None:
-    """GET /api/plugins shows the built-in plugin to admins; others and API tokens get 403."""
+    """GET /api/plugins shows the built-in plugin and the names it provides to admins; others
+    and API tokens get 403."""
     plugins = (await client.get("/api/plugins", headers=world.auth("admin"))).json()
-    assert any(p["name"] == "builtin" and p["status"] == "loaded" for p in plugins)
+    builtin = next(p for p in plugins if p["name"] == "builtin")
+    assert builtin["status"] == "loaded"
+    assert {"channel:webhook", "intake_source:alertmanager"} <= set(builtin["provides"])
     assert (await client.get("/api/plugins", headers=world.auth("editor"))).status_code == 403
     assert (await client.get("/api/plugins", headers=world.bearer("all"))).status_code == 403
+
+
+async def test_user_directory_hides_disabled_users_unless_asked(
+    world: World, client: AsyncTestClient[Any]
+) -> None:
+    """GET /api/users omits disabled users; ``include_inactive=true`` lists them too."""
+    disabled = await client.put(
+        f"/api/admin/users/{world.ids['responder']}", json={"active": False}, headers=world.auth("admin")
+    )
+    assert disabled.status_code == 200, disabled.text
+
+    async def names(**params: Any) -> set[str]:
+        response = await client.get("/api/users", params=params, headers=world.auth("viewer"))
+        assert response.status_code == 200, response.text
+        return {u["username"] for u in response.json()}
+
+    assert "responder" not in await names()
+    assert "manager" in await names()
+    shown = await names(include_inactive="true")
+    assert {"responder", "manager"} <= shown
+    assert "outsider" not in shown
+    bad = await client.get("/api/users", params={"include_inactive": "maybe"}, headers=world.auth("viewer"))
+    assert bad.status_code == 400

@@ -3,15 +3,26 @@ success with the right role, 401 without credentials, 403 for a user without the
 API token without the scope, and a 400 validation failure — each failure in the S9.5 shape and
 changing nothing.
 
+Endpoints that authenticate by a signature, a shared secret or a signed token instead (chat and
+provider callbacks, action links) are in ``SIGNED``: each refusal (missing or bad signature or
+secret, stale or forged token) gets its documented 4xx in the S9.5 shape and changes nothing, and a
+correctly signed request is accepted. The voice/SMS simulator API is admin-only and answers 404
+while ``simulator.enabled`` is false.
+
 The endpoint list is read from the app's routes, so a new endpoint shows up here by itself: it must
-get a row in ``MATRIX`` (or, while its author is still building it, in ``NOT_YET``).
+get a row in ``MATRIX`` or ``SIGNED`` (or, while its author is still building it, in ``NOT_YET``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import hashlib
+import hmac
 import json
 import re
+import tempfile
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,8 +32,17 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from relay_adapters.settings import MainSettings, RelaySettings, ServerSettings, SimulatorSettings
+from relay_adapters.voice.loader import make_voice_loader
+from relay_adapters.voice.simulator import Provider as SimulatorVoice
+from relay_adapters.voice.simulator import SmsProvider as SimulatorSms
+from relay_core.domain.actions import ActionClaims, sign_action
 from relay_core.domain.model import ApiToken, Channel
+from relay_core.services.voice import VoiceCallChannel
+from relay_core.sms import SmsSendRequest
+from relay_core.voice import VoiceCallRequest
 from relay_server.auth import PERSONAL_TOKEN_PREFIX, new_token
+from relay_server.controllers._support import STATE_KEY, ServerState
 
 from .conftest import PASSWORD, World, build_world
 
@@ -52,6 +72,7 @@ class Case:
     resource: bool = False  # the success body is a serialized resource carrying ``permissions``
     session_only: bool = False  # refuses API tokens whatever their scopes (S9.2)
     extras: bool = False  # needs the role group, subscription, rule and test run of _prepare_extras
+    simulator: bool = False  # needs a fresh simulator call and text message (_prepare_simulator)
 
 
 def _v(value: Value, ids: Ids) -> Any:
@@ -77,6 +98,9 @@ PATH_IDS: Mapping[str, str] = {
     "contact_id": "contact",
     "sub_id": "subscription",
     "test_id": "test_run",
+    "call_id": "sim_call",
+    "message_id": "sim_message",
+    "name": "sink",
 }
 
 ALERT = {"group_id": "alert"}
@@ -616,6 +640,35 @@ MATRIX.update(
     }
 )
 
+# The simulator's per-call and per-message actions and its webhook sink (S7.10): administrators
+# only, sessions only; the sink accepts deliveries without auth while the simulator is enabled.
+# Calls and messages are made with callbacks off, so scripting them sends nothing over HTTP.
+_SIM = {"role": "admin", "denied": "manager", "session_only": True, "simulator": True}
+MATRIX.update(
+    {
+        ("GET", "/api/simulator/calls/{call_id:str}"): Case(**_SIM, no_input=True),
+        ("POST", "/api/simulator/calls/{call_id:str}/answer"): Case(**_SIM, no_input=True),
+        ("POST", "/api/simulator/calls/{call_id:str}/hangup"): Case(**_SIM, no_input=True),
+        ("POST", "/api/simulator/calls/{call_id:str}/press"): Case(
+            **_SIM, body={"digit": "1"}, invalid_body={}
+        ),
+        ("POST", "/api/simulator/calls/{call_id:str}/status"): Case(
+            **_SIM, body={"status": "busy"}, invalid_body={}
+        ),
+        ("POST", "/api/simulator/calls/{call_id:str}/error"): Case(
+            **_SIM, body={"message": "Insufficient balance"}, invalid_body={}
+        ),
+        ("POST", "/api/simulator/calls/{call_id:str}/callback"): Case(
+            **_SIM, body={"bad_signature": True}, invalid_body={"bad_secret": "yes"}
+        ),
+        ("POST", "/api/simulator/messages/{message_id:str}/status"): Case(
+            **_SIM, body={"status": "delivered"}, invalid_body={}
+        ),
+        ("GET", "/api/simulator/sink/{name:str}"): Case(**_SIM, no_input=True),
+        ("POST", "/api/simulator/sink/{name:str}"): Case(role=PUBLIC, no_input=True, simulator=True),
+    }
+)
+
 # Endpoints of other parts of the product that are not API endpoints of this matrix.
 NOT_API: frozenset[tuple[str, str]] = frozenset(
     {
@@ -625,31 +678,8 @@ NOT_API: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
-# Endpoints not yet in the matrix: each entry is a known gap, to remove when its row is added to
-# MATRIX. Most authenticate differently (signed chat/voice callbacks, action tokens, per-call
-# simulator ids created by a placed call) and are tested with their channels and providers.
-NOT_YET: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("POST", "/api/actions/{token:str}"),
-        ("POST", "/api/integrations/mattermost/actions"),
-        ("POST", "/api/integrations/slack/actions"),
-        ("POST", "/api/integrations/sms/callback/{channel_id:int}"),
-        ("POST", "/api/integrations/sms/callback/{channel_id:int}/{secret:str}"),
-        ("POST", "/api/integrations/telegram/webhook/{channel_id:int}"),
-        ("POST", "/api/integrations/voice/callback/{channel_id:int}"),
-        ("POST", "/api/integrations/voice/callback/{channel_id:int}/{secret:str}"),
-        ("GET", "/api/simulator/calls/{call_id:str}"),
-        ("POST", "/api/simulator/calls/{call_id:str}/answer"),
-        ("POST", "/api/simulator/calls/{call_id:str}/callback"),
-        ("POST", "/api/simulator/calls/{call_id:str}/error"),
-        ("POST", "/api/simulator/calls/{call_id:str}/hangup"),
-        ("POST", "/api/simulator/calls/{call_id:str}/press"),
-        ("POST", "/api/simulator/calls/{call_id:str}/status"),
-        ("POST", "/api/simulator/messages/{message_id:str}/status"),
-        ("GET", "/api/simulator/sink/{name:str}"),
-        ("POST", "/api/simulator/sink/{name:str}"),
-    }
-)
+# Endpoints not yet in the matrix: each entry is a known gap, to remove when its row is added.
+NOT_YET: frozenset[tuple[str, str]] = frozenset()
 
 # Token domain per first path segment, written out from SPEC S9.4 (independent of auth.py).
 SCOPE_DOMAINS: Mapping[str, str] = {
@@ -688,7 +718,14 @@ def _app_endpoints(app: Litestar) -> set[tuple[str, str]]:
 OPERATIONAL: frozenset[str] = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 
 
-SHARED_APP = asyncio.run(build_world()).app  # rebound to a fresh world by every case
+# The simulator keeps its calls under <data_dir>/simulator: a directory of this module's own.
+_DATA_DIR = tempfile.TemporaryDirectory(prefix="relay-matrix-")
+MATRIX_SETTINGS = RelaySettings(
+    main=MainSettings(data_dir=_DATA_DIR.name),
+    server=ServerSettings(public_base_url="https://relay.test"),
+    simulator=SimulatorSettings(enabled=True),
+)
+SHARED_APP = asyncio.run(build_world(settings=MATRIX_SETTINGS)).app  # rebound to a fresh world by every case
 
 
 def _endpoints() -> list[tuple[str, str]]:
@@ -707,9 +744,11 @@ COVERED = [e for e in ENDPOINTS if e in MATRIX]
 
 def test_every_endpoint_is_in_the_matrix() -> None:
     """Each route of the app is in the matrix, or listed as not an API endpoint or not yet covered."""
-    unknown = [e for e in ENDPOINTS if e not in MATRIX and e not in NOT_API and e not in NOT_YET]
+    known = {*MATRIX, *SIGNED, *NOT_API, *NOT_YET}
+    unknown = [e for e in ENDPOINTS if e not in known]
     assert unknown == [], f"endpoints missing from test_server_matrix.MATRIX: {unknown}"
-    stale = [e for e in MATRIX if e not in ENDPOINTS]
+    assert not set(MATRIX) & set(SIGNED)
+    stale = [e for e in (*MATRIX, *SIGNED) if e not in ENDPOINTS]
     assert stale == [], f"matrix rows for endpoints the app no longer has: {stale}"
 
 
@@ -798,6 +837,377 @@ async def _prepare_extras(world: World, client: AsyncTestClient[Litestar], ids: 
     ids["test_run"] = run.json()["test_id"]
 
 
+def _prepare_simulator(ids: dict[str, Any]) -> None:
+    """A ringing simulator call and a sent simulator text message (callbacks off: no HTTP)."""
+    store = str(Path(MATRIX_SETTINGS.data_dir) / "simulator")
+    call = SimulatorVoice({"store_dir": store, "callbacks": False}).place_call(
+        VoiceCallRequest(
+            phone="+15550001234", text="Relay alert", alert_id=ids["alert"], event_type="notification"
+        )
+    )
+    message = SimulatorSms({"store_dir": store, "callbacks": False}).send_sms(
+        SmsSendRequest(
+            phone="+15550001234", text="Relay alert", alert_id=ids["alert"], event_type="notification"
+        )
+    )
+    ids.update(sim_call=call.call_id, sim_message=message.message_id, sink=f"matrix-{call.call_id}")
+
+
+# --- signature-, secret- and token-authenticated endpoints -------------------------------------------
+
+MM_SECRET = "matrix-mattermost-secret"
+SLACK_SECRET = "matrix-slack-signing-secret"
+TG_SECRET = "matrix-telegram-secret"
+VOICE_SECRET = "matrix-voice-callback-secret"
+SMS_SECRET = "matrix-sms-callback-secret"
+
+#: One request: ``url`` plus keyword arguments of ``client.request``.
+Req = dict[str, Any]
+#: A refused request: what it tries, the request, the documented status and error code.
+Refusal = tuple[str, Req, int, str]
+
+
+@attrs.frozen(kw_only=True)
+class Signed:
+    """An endpoint that authenticates by a signature, a shared secret or a signed token."""
+
+    refusals: Callable[[World, Ids], list[Refusal]]
+    accepted: Callable[[World, Ids], Req]
+    status: int = 200
+    answer: Mapping[str, Any] = attrs.field(factory=dict)  # keys the accepted answer must carry
+    acknowledges: bool = False  # the accepted request acknowledges the alert as the responder
+
+
+async def _prepare_signed(world: World, ids: dict[str, Any]) -> None:
+    """Chat channels in bot mode with their secrets, voice and SMS channels with callback secrets,
+    the responder linked to the chat accounts, and the voice_call sender of the shells."""
+    async with world.relay.uow_factory() as uow:
+
+        async def add(key: str, channel_type: str, config: dict[str, Any], secret: str | None = None) -> None:
+            channel = await uow.channels.add(
+                Channel(
+                    group_id=ids["group"],
+                    team_id=ids["team"],
+                    name=f"matrix {key}",
+                    channel_type=channel_type,
+                    config=config,
+                    callback_secret=secret,
+                )
+            )
+            ids[key] = channel.id
+
+        await add(
+            "mm",
+            "mattermost",
+            {
+                "mode": "bot_api",
+                "api_url": "https://mattermost.invalid",
+                "bot_token": "mm-bot-token",
+                "channel_id": "town",
+                "callback_secret": MM_SECRET,
+            },
+        )
+        await add(
+            "slack",
+            "slack",
+            {
+                "mode": "bot_api",
+                "bot_token": "xoxb-matrix",
+                "channel_id": "C123",
+                "signing_secret": SLACK_SECRET,
+            },
+        )
+        await add(
+            "tg",
+            "telegram",
+            {"bot_token": "123456:matrix-bot", "chat_id": "-100", "webhook_secret": TG_SECRET},
+        )
+        await add("voice", "voice_call", {"provider": "stub"}, VOICE_SECRET)
+        await add("sms", "sms", {"provider": "stub"}, SMS_SECRET)
+        responder = await uow.users.get(ids["responder"])
+        assert responder is not None
+        await uow.users.update(attrs.evolve(responder, mattermost_user_id="mm-resp", slack_user_id="U-RESP"))
+        await uow.commit()
+    registry = world.relay.registry
+    assert registry is not None
+    loader = make_voice_loader(
+        plugins=registry.voice_providers(), providers_dir=Path(MATRIX_SETTINGS.data_dir) / "voice_providers"
+    )
+    world.relay.ctx.voice_loader = loader
+    world.relay.ctx.senders["voice_call"] = VoiceCallChannel(loader, public_base_url="https://relay.test")
+
+
+def _mm(ids: Ids, *, signature: str | None = None, **body: Any) -> Req:
+    signed = hmac.new(
+        MM_SECRET.encode(), f"ir:mm:acknowledge:{ids['alert']}:{ids['mm']}".encode(), hashlib.sha256
+    ).hexdigest()
+    context = {"alert_id": ids["alert"], "channel_id": ids["mm"], "action": "acknowledge"}
+    payload = {"user_id": "mm-resp", "context": {**context, "signature": signature or signed}, **body}
+    return {"url": "/api/integrations/mattermost/actions", "json": payload}
+
+
+def _slack(world: World, ids: Ids, *, skew: int = 0, secret: str = SLACK_SECRET, sign: bool = True) -> Req:
+    value = json.dumps({"alert_id": ids["alert"], "channel_id": ids["slack"], "action": "acknowledge"})
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U-RESP"},
+        "channel": {"id": "C123"},
+        "container": {"type": "message", "message_ts": "1700.01"},
+        "actions": [{"action_id": "relay_acknowledge", "value": value, "type": "button"}],
+    }
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if sign:
+        timestamp = str(int(world.clock.now().timestamp()) + skew)
+        digest = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256)
+        headers |= {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest.hexdigest()}"}
+    return {"url": "/api/integrations/slack/actions", "content": body, "headers": headers}
+
+
+def _tg(
+    ids: Ids, secret: str | None = TG_SECRET, *, body: bytes = b'{"update_id": 7001}', channel: str = "tg"
+) -> Req:
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    return {"url": f"/api/integrations/telegram/webhook/{ids[channel]}", "content": body, "headers": headers}
+
+
+def _link(world: World, ids: Ids, *, expires_in: int = 3600) -> str:
+    claims = ActionClaims(
+        jti=f"matrix-{expires_in}",
+        group_id=ids["alert"],
+        action="acknowledge",
+        channel_id=ids["channel"],
+        user_id=ids["responder"],
+        expires_at=world.clock.now() + dt.timedelta(seconds=expires_in),
+    )
+    return sign_action(world.relay.ctx.settings.secret_key, claims)
+
+
+def _provider_callback(kind: str, code: str) -> dict[str, Signed]:
+    """``/api/integrations/<kind>/callback/{channel_id}/{secret}`` and the header-secret form."""
+    secret = VOICE_SECRET if kind == "voice" else SMS_SECRET
+    other = "sms" if kind == "voice" else "voice"
+    body = {"call_id": "unknown-call"} if kind == "voice" else {"message_id": "unknown-message"}
+    base = f"/api/integrations/{kind}/callback"
+
+    def path_form(_w: World, i: Ids) -> list[Refusal]:
+        return [
+            ("wrong secret", {"url": f"{base}/{i[kind]}/not-the-secret", "json": body}, 403, code),
+            ("unknown channel", {"url": f"{base}/99999/{secret}", "json": body}, 404, "not_found"),
+            (
+                "channel of another type",
+                {
+                    "url": f"{base}/{i[other]}/{VOICE_SECRET if other == 'voice' else SMS_SECRET}",
+                    "json": body,
+                },
+                400,
+                "channel_type_mismatch",
+            ),
+        ]
+
+    def header_form(_w: World, i: Ids) -> list[Refusal]:
+        url = f"{base}/{i[kind]}"
+        return [
+            ("no secret", {"url": url, "json": body}, 403, code),
+            (
+                "wrong bearer secret",
+                {"url": url, "json": body, "headers": {"Authorization": "Bearer nope"}},
+                403,
+                code,
+            ),
+            (
+                "wrong header secret",
+                {"url": url, "json": body, "headers": {"X-Relay-Callback-Secret": "nope"}},
+                403,
+                code,
+            ),
+        ]
+
+    return {
+        "path": Signed(
+            refusals=path_form,
+            accepted=lambda _w, i: {"url": f"{base}/{i[kind]}/{secret}", "json": body},
+            answer={"status": "ignored"},  # the stub provider reports no events
+        ),
+        "header": Signed(
+            refusals=header_form,
+            accepted=lambda _w, i: {
+                "url": f"{base}/{i[kind]}",
+                "json": body,
+                "headers": {"X-Relay-Callback-Secret": secret},
+            },
+            answer={"status": "ignored"},
+        ),
+    }
+
+
+_VOICE = _provider_callback("voice", "voice_callback_rejected")
+_SMS = _provider_callback("sms", "sms_callback_rejected")
+
+SIGNED: dict[tuple[str, str], Signed] = {
+    ("POST", "/api/integrations/mattermost/actions"): Signed(
+        refusals=lambda _w, i: [
+            ("bad signature", _mm(i, signature="0" * 64), 403, "invalid_signature"),
+            (
+                "no context",
+                {"url": "/api/integrations/mattermost/actions", "json": {"user_id": "mm-resp"}},
+                400,
+                "invalid_payload",
+            ),
+            (
+                "not JSON",
+                {
+                    "url": "/api/integrations/mattermost/actions",
+                    "content": b"{nope",
+                    "headers": {"Content-Type": "application/json"},
+                },
+                400,
+                "invalid_payload",
+            ),
+        ],
+        accepted=lambda _w, i: _mm(i),
+        answer={"ephemeral_text": "Alert #1 acknowledged"},
+        acknowledges=True,
+    ),
+    ("POST", "/api/integrations/slack/actions"): Signed(
+        refusals=lambda w, i: [
+            ("unsigned", _slack(w, i, sign=False), 401, "invalid_signature"),
+            ("wrong signing secret", _slack(w, i, secret="not-the-secret"), 401, "invalid_signature"),
+            ("stale timestamp", _slack(w, i, skew=-301), 401, "stale_request"),
+            (
+                "no payload",
+                {
+                    "url": "/api/integrations/slack/actions",
+                    "content": b"x=1",
+                    "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+                },
+                400,
+                "invalid_payload",
+            ),
+        ],
+        accepted=_slack,
+        answer={"ok": True, "result": "applied"},
+        acknowledges=True,
+    ),
+    ("POST", "/api/integrations/telegram/webhook/{channel_id:int}"): Signed(
+        refusals=lambda _w, i: [
+            ("no secret token", _tg(i, None), 401, "invalid_secret_token"),
+            ("wrong secret token", _tg(i, "not-the-secret"), 401, "invalid_secret_token"),
+            ("another channel's secret", _tg(i, TG_SECRET, channel="mm"), 401, "invalid_secret_token"),
+            ("not JSON", _tg(i, body=b"{nope"), 400, "invalid_payload"),
+        ],
+        accepted=lambda _w, i: _tg(i),
+        answer={"ok": True, "result": "ignored"},  # an update without a callback query
+    ),
+    ("POST", "/api/actions/{token:str}"): Signed(
+        refusals=lambda w, i: [
+            ("no session", {"url": f"/api/actions/{_link(w, i)}"}, 401, "unauthorized"),
+            (
+                "forged signature",
+                {"url": f"/api/actions/{_link(w, i).split('.')[0]}.AAAA", "headers": w.auth("responder")},
+                400,
+                "invalid_token",
+            ),
+            (
+                "expired",
+                {"url": f"/api/actions/{_link(w, i, expires_in=-1)}", "headers": w.auth("responder")},
+                410,
+                "token_expired",
+            ),
+            (
+                "no responder rights",
+                {"url": f"/api/actions/{_link(w, i)}", "headers": w.auth("viewer")},
+                403,
+                "action_rejected",
+            ),
+        ],
+        accepted=lambda w, i: {"url": f"/api/actions/{_link(w, i)}", "headers": w.auth("responder")},
+        answer={"result": "applied", "action": "acknowledge", "status": "acknowledged"},
+        acknowledges=True,
+    ),
+    ("POST", "/api/integrations/voice/callback/{channel_id:int}/{secret:str}"): _VOICE["path"],
+    ("POST", "/api/integrations/voice/callback/{channel_id:int}"): _VOICE["header"],
+    ("POST", "/api/integrations/sms/callback/{channel_id:int}/{secret:str}"): _SMS["path"],
+    ("POST", "/api/integrations/sms/callback/{channel_id:int}"): _SMS["header"],
+}
+
+
+async def _signed_fingerprint(world: World, group_id: int) -> tuple[Any, ...]:
+    """What a refused callback or link must not change: the group, its timeline and outbox, chat
+    callbacks, callback receipts and used action links."""
+    group = await world.get("alert_groups", group_id)
+    return (
+        group.status,
+        group.acknowledged_by,
+        await world.count("events", group_id=group_id),
+        await world.count("intents"),
+        await world.count("callbacks"),
+        await world.count("callback_receipts"),
+        await world.count("action_tokens"),
+        await world.count("audit"),
+    )
+
+
+SIGNED_CASES = sorted(SIGNED)
+
+
+@pytest.mark.parametrize(("method", "path"), SIGNED_CASES, ids=[f"{m} {p}" for m, p in SIGNED_CASES])
+async def test_signed_endpoint_matrix(method: str, path: str) -> None:
+    """Each missing, wrong or stale signature/secret/token gets its documented 4xx in the S9.5
+    shape and changes nothing; the correctly signed request is accepted."""
+    case = SIGNED[(method, path)]
+    world = await build_world(app=SHARED_APP)
+    async with AsyncTestClient(app=world.app) as client:
+        ids = await _prepare(world, client)
+        await _prepare_signed(world, ids)
+        before = await _signed_fingerprint(world, ids["alert"])
+        refusals = case.refusals(world, ids)
+        assert refusals
+        for label, request, status, code in refusals:
+            request = dict(request)
+            response = await client.request(method, request.pop("url"), **request)
+            assert response.status_code == status, (label, response.status_code, response.text)
+            _assert_error(response, status, code)
+            assert await _signed_fingerprint(world, ids["alert"]) == before, label
+        request = dict(case.accepted(world, ids))
+        response = await client.request(method, request.pop("url"), **request)
+        assert response.status_code == case.status, response.text
+        assert {k: response.json().get(k) for k in case.answer} == dict(case.answer), response.text
+        group = await world.get("alert_groups", ids["alert"])
+        expected = ("acknowledged", ids["responder"]) if case.acknowledges else ("firing", None)
+        assert (group.status, group.acknowledged_by) == expected
+
+
+SIMULATOR_PATHS = [e for e in ENDPOINTS if e[1].startswith("/api/simulator/")]
+
+
+@pytest.mark.parametrize(("method", "path"), SIMULATOR_PATHS, ids=[f"{m} {p}" for m, p in SIMULATOR_PATHS])
+async def test_simulator_endpoints_are_404_while_disabled(method: str, path: str) -> None:
+    """With ``simulator.enabled = false`` every simulator endpoint, the open sink included, is
+    404 ``not_found`` for an administrator too, and nothing is recorded."""
+    world = await build_world(app=SHARED_APP)
+    state: ServerState = world.app.state[STATE_KEY]
+    async with AsyncTestClient(app=world.app) as client:
+        ids = await _prepare(world, client)
+        _prepare_simulator(ids)
+        case = MATRIX[(method, path)]
+        headers = {} if case.role == PUBLIC else world.auth("admin")
+        state.settings = attrs.evolve(MATRIX_SETTINGS, simulator=SimulatorSettings(enabled=False))
+        try:
+            response = await client.request(
+                method, _url(path, case, ids), headers=headers, json=_v(case.body, ids)
+            )
+        finally:
+            state.settings = MATRIX_SETTINGS
+        _assert_error(response, 404, "not_found")
+        call = await client.get(f"/api/simulator/calls/{ids['sim_call']}", headers=world.auth("admin"))
+        assert call.json()["status"] == "ringing"
+        sink = await client.get(f"/api/simulator/sink/{ids['sink']}", headers=world.auth("admin"))
+        assert sink.json() == []
+
+
 async def _token(world: World, user: str, scopes: tuple[str, ...]) -> str:
     token = new_token(PERSONAL_TOKEN_PREFIX)
     async with world.relay.uow_factory() as uow:
@@ -867,6 +1277,8 @@ async def test_endpoint_matrix(method: str, path: str) -> None:
         ids = await _prepare(world, client)
         if case.extras:
             await _prepare_extras(world, client, ids)
+        if case.simulator:
+            _prepare_simulator(ids)
         url = _url(path, case, ids)
         body = _v(case.body, ids)
         params = _v(case.params, ids)

@@ -25,6 +25,7 @@ from relay_core.plugins import PluginRegistry, make_plugin_manager
 from relay_core.ports.channels import ChannelSender
 from relay_core.ports.clock import Clock
 from relay_core.ports.dispatch import Dispatcher, VoiceProviderLoader
+from relay_core.ports.metrics import Instrumentation
 from relay_core.ports.storage import UnitOfWorkFactory
 from relay_core.services.context import CoreSettings
 
@@ -234,6 +235,7 @@ def relay_from_settings(
     registry: PluginRegistry | None = None,
     http: Any = None,
     worker_id: str | None = None,
+    metrics: Instrumentation | None = None,
 ) -> Relay:
     """Build a :class:`Relay` from settings.
 
@@ -246,6 +248,8 @@ def relay_from_settings(
         registry: Plugin registry; a new one honouring ``plugins.load`` by default.
         http: Outbound HTTP client; by default the one of ``relay_adapters.channels._http``.
         worker_id: Identifies this process in outbox leases.
+        metrics: Instrumentation of the core (S9.9); Prometheus metrics on a registry of
+            their own (``relay.ctx.metrics.registry``) by default when ``metrics.enabled``.
 
     The caller owns the result: close it with :func:`aclose_relay`.
     """
@@ -270,7 +274,17 @@ def relay_from_settings(
         dispatcher=dispatcher,
         http=http,
         worker_id=worker_id or f"relay-{os.getpid()}-{secrets.token_hex(3)}",
+        metrics=metrics if metrics is not None else make_instrumentation(settings),
     )
+
+
+def make_instrumentation(settings: RelaySettings) -> Instrumentation | None:
+    """The Prometheus instrumentation of ``relay_adapters.metrics`` (None with metrics disabled)."""
+    if not settings.metrics.enabled:
+        return None
+    from relay_adapters.metrics import PrometheusInstrumentation
+
+    return PrometheusInstrumentation()
 
 
 def redis_dispatcher(settings: RelaySettings, *, background: bool = True) -> RedisDispatcher | None:

@@ -23,7 +23,7 @@ from relay_adapters.storage.sqlalchemy import (
 )
 from relay_adapters.storage.sqlalchemy.schema import MIGRATIONS_DIR
 from relay_adapters.storage.sqlalchemy.tables import metadata
-from relay_core.domain.model import AlertGroup, NotificationIntent, Team
+from relay_core.domain.model import AlertGroup, NotificationIntent, ProcessHeartbeat, Team
 
 NOW = dt.datetime(2026, 5, 1, 8, 30, tzinfo=dt.UTC)
 
@@ -75,16 +75,38 @@ async def _model_differences(url: str) -> list[Any]:
         await engine.dispose()
 
 
+async def _write_heartbeat(url: str) -> dict[str, int]:
+    factory = SqlAlchemyUnitOfWorkFactory(url)
+    try:
+        async with factory() as uow:
+            await uow.process_heartbeats.add(
+                ProcessHeartbeat(
+                    process_id="host:1:abc", role="web", host="host", version="1", started_at=NOW, seen_at=NOW
+                )
+            )
+            await uow.commit()
+        async with factory() as uow:
+            return {
+                "teams": await uow.teams.count(),
+                "process_heartbeats": await uow.process_heartbeats.count(),
+            }
+    finally:
+        await factory.aclose()
+
+
 def test_migrations_ship_inside_the_package() -> None:
     """The Alembic environment, template and versions live in the installed package."""
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == ["0001_initial.py"]
+    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == [
+        "0001_initial.py",
+        "0002_process_heartbeats.py",
+    ]
 
 
 async def test_empty_database_migrates_to_head(empty_sql_url: str) -> None:
     """An empty database has every migration pending, reaches head, and then checks clean."""
-    assert await pending_migrations(empty_sql_url) == ["0001"]
+    assert await pending_migrations(empty_sql_url) == ["0001", "0002"]
     assert "missing table: alert_groups" in await check_schema(empty_sql_url)
     await migrate(empty_sql_url)
     assert await pending_migrations(empty_sql_url) == []
@@ -107,10 +129,19 @@ async def test_downgrade_and_upgrade_again_with_data(empty_sql_url: str) -> None
     problems = await check_schema(empty_sql_url)
     assert len(problems) == len(metadata.tables)
     assert all(line.startswith("missing table: ") for line in problems)
-    assert await pending_migrations(empty_sql_url) == ["0001"]
+    assert await pending_migrations(empty_sql_url) == ["0001", "0002"]
     await migrate(empty_sql_url, "0001")
+    assert await check_schema(empty_sql_url) == [
+        "missing table: process_heartbeats",
+    ]
+    assert await pending_migrations(empty_sql_url) == ["0002"]
+    await migrate(empty_sql_url, "0002")
     assert await check_schema(empty_sql_url) == []
     assert await _write_some_rows(empty_sql_url) == {"teams": 1, "intents": 1}
+    await downgrade(empty_sql_url, "0001")  # 0002's downgrade keeps the data of 0001
+    assert await check_schema(empty_sql_url) == ["missing table: process_heartbeats"]
+    await migrate(empty_sql_url)
+    assert await _write_heartbeat(empty_sql_url) == {"teams": 1, "process_heartbeats": 1}
     await downgrade(empty_sql_url, "base")
     await migrate(empty_sql_url)
     assert await pending_migrations(empty_sql_url) == []

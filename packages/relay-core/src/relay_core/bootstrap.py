@@ -19,6 +19,7 @@ from relay_core.plugins.registry import PluginRegistry
 from relay_core.ports.channels import ChannelSender
 from relay_core.ports.clock import Clock, SystemClock
 from relay_core.ports.dispatch import Dispatcher, NullDispatcher, VoiceProviderLoader
+from relay_core.ports.metrics import Instrumentation, NullInstrumentation
 from relay_core.ports.storage import UnitOfWorkFactory
 from relay_core.services import delivery, intake, lifecycle, silences, voice
 from relay_core.services.context import Context, CoreSettings
@@ -164,6 +165,7 @@ def bootstrap(
     dispatcher: Dispatcher | None = None,
     http: Any = None,
     worker_id: str = "relay",
+    metrics: Instrumentation | None = None,
 ) -> Relay:
     """Build a :class:`Relay`. Every argument has an embeddable default (memory, system clock).
 
@@ -199,5 +201,6 @@ def bootstrap(
         voice_loader=loader,
         http=http,
         worker_id=worker_id,
+        metrics=metrics or NullInstrumentation(),
     )
     return Relay(ctx=ctx, registry=registry)

@@ -36,6 +36,7 @@ from relay_core.domain.model import (
     GroupMembership,
     Notification,
     NotificationIntent,
+    ProcessHeartbeat,
     RoleGroup,
     RoleGroupContact,
     RoleGroupMember,
@@ -337,6 +338,7 @@ class InMemoryUnitOfWork:
     callbacks: Repository[CallbackEvent]
     callback_receipts: Repository[CallbackReceipt]
     action_tokens: Repository[ActionToken]
+    process_heartbeats: Repository[ProcessHeartbeat]
     leases: LeaseRepository
 
     def __init__(self, store: InMemoryStore) -> None:

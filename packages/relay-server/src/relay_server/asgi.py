@@ -40,6 +40,10 @@ def build_app() -> Litestar:
             await aclose_relay(relay)
 
     application.on_shutdown.append(close_relay)
+    from relay_server.runtime import HeartbeatLoop, attach_background
+
+    # The process_heartbeat job of this web process (SPEC S1.8), stopped before the relay closes.
+    attach_background(application, [HeartbeatLoop(relay, ["web"])])
     return application
 
 

@@ -30,10 +30,10 @@ from relay_adapters.settings import RelaySettings, ServerSettings, SettingsError
 from relay_core.bootstrap import Relay
 from relay_core.domain.errors import RelayError
 from relay_core.domain.model import Route, User
-from relay_core.plugins import PluginKind, PluginRegistry
 from relay_core.ports.storage import UnitOfWork
 from relay_server import runtime
 from relay_server.auth import ALL_SCOPES, PASSWORD_MAX, PASSWORD_MIN
+from relay_server.controllers.users import plugin_rows
 from relay_server.demo import (
     check_demo_data,
     create_demo_data,
@@ -181,6 +181,7 @@ def serve(
         server["port"] = port
     settings = _settings({"server": server} if server else None)
     settings = _default_public_url(settings)
+    _metrics_multiprocess(settings)
     code = runtime.serve(
         settings, demo=demo, worker=not no_worker, scheduler=not no_scheduler, migrate=migrate
     )
@@ -197,6 +198,7 @@ def worker(
 
     settings = _settings()
     _prepare(settings)
+    _metrics_multiprocess(settings)
     raise typer.Exit(run_worker(settings, processes=processes, threads=threads))
 
 
@@ -207,7 +209,16 @@ def scheduler() -> None:
 
     settings = _settings()
     _prepare(settings)
+    _metrics_multiprocess(settings)
     raise typer.Exit(run_scheduler(settings))
+
+
+def _metrics_multiprocess(settings: RelaySettings) -> None:
+    """Prometheus multiprocess mode before any metric exists, so counters of workers and schedulers
+    reach the web's ``/metrics`` (S9.9; ``relay_adapters.metrics.setup_multiprocess``)."""
+    from relay_adapters.metrics import setup_multiprocess
+
+    setup_multiprocess(settings)
 
 
 def _default_public_url(settings: RelaySettings) -> RelaySettings:
@@ -227,16 +238,26 @@ def _default_public_url(settings: RelaySettings) -> RelaySettings:
 
 @app.command()
 def migrate(
-    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Option(help="Target revision (with --sql also FROM:TO).")] = "head",
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the SQL of the upgrade instead of applying it.")
+    ] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if migrations are pending.")] = False,
 ) -> None:
     """Apply database migrations (Alembic upgrade)."""
+    if sql and check:
+        raise _usage("give --sql or --check, not both")
     settings = _settings()
     if settings.is_memory:
+        if sql:
+            _fail("memory:// storage has no schema: --sql needs a SQLite or PostgreSQL database.url")
         typer.echo("memory:// storage has no schema to migrate.")
         return
     schema = _schema()
     url = settings.database_url
+    if sql:
+        _print_migration_sql(schema, url, revision)
+        return
     if check:
         pending = list(_call(schema.pending_migrations, url) or ())
         if pending:
@@ -253,6 +274,24 @@ def migrate(
     except Exception as exc:  # alembic, driver and domain errors alike: report, exit 1
         _fail(f"migration failed: {exc or exc.__class__.__name__}")
     typer.echo(f"Database migrated to {revision} ({_database_kind(settings)}).")
+
+
+def _print_migration_sql(schema: Any, url: str, revision: str) -> None:
+    """Alembic offline mode: the SQL of the upgrade for ``url``'s dialect, from the empty schema
+    (or ``FROM:TO``); the database is not contacted."""
+    from alembic import command
+    from alembic.util import CommandError
+
+    from relay_adapters.storage.sqlalchemy.uow import async_url
+
+    config = schema.alembic_config()
+    config.output_buffer = sys.stdout
+    target = async_url(url).render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", target.replace("%", "%%"))
+    try:
+        command.upgrade(config, revision, sql=True)
+    except CommandError as exc:
+        _fail(f"cannot render the migration SQL: {exc}")
 
 
 @app.command("check-schema")
@@ -437,34 +476,6 @@ async def _personal_token(
 # --- plugins and configuration ------------------------------------------------------------------
 
 
-def _plugin_rows(registry: PluginRegistry) -> list[dict[str, Any]]:
-    provides: dict[str, list[str]] = {}
-    kinds: tuple[PluginKind, ...] = ("channel", "voice_provider", "sms_provider", "intake_source")
-    for kind in kinds:
-        try:
-            names = registry.classes(kind)
-        except RelayError as exc:  # two classes with one name: shown, not fatal for the listing
-            provides.setdefault("(registry)", []).append(str(exc))
-            continue
-        for cls_name in names:
-            provides.setdefault(registry.provided_by(kind, cls_name), []).append(f"{kind}:{cls_name}")
-    rows = []
-    for info in registry.infos():
-        rows.append(
-            {
-                "name": info.name,
-                "distribution": info.distribution,
-                "version": info.version,
-                "module": info.module,
-                "status": info.status,
-                "error": info.error,
-                "hooks": list(info.hooks),
-                "provides": provides.get(info.name, []),
-            }
-        )
-    return rows
-
-
 @plugins_app.command("list")
 def plugins_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -472,7 +483,7 @@ def plugins_list(
     """Name, distribution, version, hooks, provided names and status of each plugin."""
     settings = _settings()
     try:
-        rows = _plugin_rows(make_registry(settings))
+        rows = plugin_rows(make_registry(settings))
     except RelayError as exc:
         _fail(str(exc))
     if as_json:

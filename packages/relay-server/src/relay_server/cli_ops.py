@@ -1,9 +1,12 @@
-"""Operations commands: diagnostics and data retention (SPEC S10.1, S10.7).
+"""Operations commands: diagnostics, data retention and channels (SPEC S10.1, S10.7, S6.1, S6.6).
 
 ``relay diagnose`` checks an installation (configuration, database and schema, Redis, plugins,
 ``public_base_url``, the secret key, SMTP and the outbound allow-list) and exits 1 when a check
 fails; ``relay diagnose --alert ID`` prints one redacted report about an alert group for a
 support request. ``relay retention run`` runs one cleanup pass (``--dry-run`` only counts).
+``relay channel test N`` sends event ``test`` through a channel as ``POST
+/api/channels/{id}/test`` does; ``relay telegram set-webhook --channel N`` registers the
+channel's webhook with Telegram (``telegram.mode = "webhook"``).
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import secrets
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, NoReturn
 from urllib.parse import urlsplit
 
 import attrs
@@ -25,6 +29,9 @@ from relay_adapters.logging import redact_value
 from relay_adapters.settings import RelaySettings, SettingsError, load_settings
 from relay_core.bootstrap import Relay
 from relay_core.domain.errors import RelayError
+from relay_core.domain.model import AuditLog, Channel
+from relay_core.ports.channels import DeliveryError
+from relay_core.ports.storage import UnitOfWork
 from relay_core.services.retention import RETENTION_KINDS, RetentionPolicy, run_retention
 
 __all__ = ["WEAK_SECRETS", "Check", "register", "run_checks"]
@@ -483,6 +490,124 @@ def _print_retention(data: Mapping[str, Any]) -> None:
     )
 
 
+# --- channels: test and Telegram webhook (S6.1, S6.6) --------------------------------------------
+
+TEST_TEXT: Final = "TEST: Test notification from Relay"
+
+
+def _fail(message: str) -> NoReturn:
+    _cli()._fail(message)
+    raise AssertionError("unreachable")  # pragma: no cover - _fail exits
+
+
+def telegram_webhook_url(settings: RelaySettings, channel_id: int) -> str:
+    """Where Telegram posts a channel's updates: ``<public_base_url>/api/integrations/telegram/webhook/N``."""
+    return f"{settings.server.public_base_url.rstrip('/')}/api/integrations/telegram/webhook/{channel_id}"
+
+
+async def _audit_channel(
+    relay: Relay,
+    uow: UnitOfWork,
+    channel: Channel,
+    action: str,
+    message: str,
+    data: Mapping[str, Any],
+    *,
+    user_id: int | None = None,
+) -> None:
+    """The audit row of a command acting on a channel (no API caller: ``user_id`` when known)."""
+    await uow.audit.add(
+        AuditLog(
+            action=action,
+            object_type="channel",
+            object_id=channel.id,
+            message=message,
+            data=dict(data),
+            user_id=user_id,
+            group_id=channel.group_id,
+            team_id=channel.team_id,
+            created_at=relay.clock.now(),
+        )
+    )
+
+
+async def set_telegram_webhook(relay: Relay, settings: RelaySettings, channel_id: int) -> str:
+    """``setWebhook`` for a ``telegram`` channel; a missing ``webhook_secret`` is generated and
+    stored first (Telegram then sends it in ``X-Telegram-Bot-Api-Secret-Token``). Returns the URL."""
+    from relay_adapters.channels._common import structure_config
+    from relay_adapters.channels.telegram import TelegramConfig, set_webhook
+
+    async with relay.uow_factory() as uow:
+        channel = await uow.channels.get(channel_id)
+        if channel is None:
+            _fail(f"channel not found: {channel_id}")
+        if channel.channel_type != "telegram":
+            _fail(f"channel {channel_id} is a {channel.channel_type} channel, not telegram")
+        config = dict(channel.config)
+        if not config.get("webhook_secret"):
+            config["webhook_secret"] = secrets.token_urlsafe(32)  # Telegram allows A-Z a-z 0-9 _ -
+            await uow.channels.update(attrs.evolve(channel, config=config))
+            await _audit_channel(
+                relay,
+                uow,
+                channel,
+                "channel.update",
+                "relay telegram set-webhook generated the webhook secret",
+                {"fields": ["config"]},
+            )
+            await uow.commit()
+    url = telegram_webhook_url(settings, channel_id)
+    try:
+        await set_webhook(relay.ctx.http, structure_config(TelegramConfig, config, "telegram"), url)
+    except DeliveryError as exc:
+        _fail(f"setWebhook failed: {exc.message}")
+    return url
+
+
+async def test_channel(
+    relay: Relay, settings: RelaySettings, channel_id: int, username: str | None
+) -> dict[str, Any]:
+    """Send event ``test`` through one channel (person-addressed types to ``username``'s contact;
+    voice/SMS to the channel's ``test_phone`` first); the S6.1 answer plus ``channel_id``."""
+    from relay_core.services.testalerts import send_test
+    from relay_server.controllers.subscriptions import channel_test_target
+
+    async with relay.uow_factory() as uow:
+        channel = await uow.channels.get(channel_id)
+        if channel is None:
+            _fail(f"channel not found: {channel_id}")
+        user = await uow.users.first(username=username) if username is not None else None
+        if username is not None and (user is None or not user.active):
+            _fail(f"user not found: {username}")
+    target = channel_test_target(relay.ctx, channel, user)
+    if target.recipient is not None and not target.recipient_address:
+        raise _cli()._usage(
+            f"channel {channel_id} ({channel.channel_type}) sends to a person: give --user USERNAME"
+            " with a contact address"
+            + (" (or set the channel's test_phone)" if channel.channel_type != "email" else "")
+        )
+    run = await send_test(
+        relay.ctx, [target], text=TEST_TEXT, wait_seconds=settings.delivery.test_wait_seconds
+    )
+    async with relay.uow_factory() as uow:
+        await _audit_channel(
+            relay,
+            uow,
+            channel,
+            "channel.test",
+            "relay channel test",
+            {"test_id": run.test_id},
+            user_id=user.id if user is not None else None,
+        )
+        await uow.commit()
+    return {
+        "test_id": run.test_id,
+        "channel_id": channel.id,
+        "summary": run.summary,
+        "results": [r.as_dict() for r in run.results],
+    }
+
+
 # --- registration -------------------------------------------------------------------------------
 
 
@@ -490,6 +615,59 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the `relay` command app."""
     retention_app = typer.Typer(help="Data retention (retention.* settings).", no_args_is_help=True)
     app.add_typer(retention_app, name="retention")
+    channel_app = typer.Typer(help="Notification channels.", no_args_is_help=True)
+    app.add_typer(channel_app, name="channel")
+    telegram_app = typer.Typer(help="Telegram bots (SPEC S6.6).", no_args_is_help=True)
+    app.add_typer(telegram_app, name="telegram")
+
+    @channel_app.command("test")
+    def channel_test(
+        channel_id: Annotated[int, typer.Argument(min=1, help="Channel id.")],
+        user: Annotated[
+            str | None, typer.Option("--user", help="Person-addressed types: send to this user's contact.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Send a test notification through a channel; exit 1 unless every destination got it."""
+        cli = _cli()
+        settings = cli._settings()
+        report = cli._with_relay(settings, lambda relay: test_channel(relay, settings, channel_id, user))
+        if as_json:
+            typer.echo(json.dumps(report, indent=2))
+        else:
+            typer.echo(f"Test {report['test_id']} of channel {channel_id}:")
+            for result in report["results"]:
+                line = f"  {result['status']}: {result['channel_type']} {result['channel_name']}"
+                if result["recipient"]:
+                    line += f" -> {result['recipient']}"
+                if result["external_message_id"]:
+                    line += f" (id {result['external_message_id']})"
+                if result["error"]:
+                    line += f" - {result['error']}"
+                typer.echo(line)
+        unsent = [r["status"] for r in report["results"] if r["status"] != "sent"]
+        if unsent or not report["results"]:
+            typer.echo(
+                f"relay: the test was not sent everywhere ({', '.join(unsent) or 'no result'})", err=True
+            )
+            raise typer.Exit(1)
+
+    @telegram_app.command("set-webhook")
+    def telegram_set_webhook(
+        channel: Annotated[int, typer.Option("--channel", min=1, help="The telegram channel's id.")],
+    ) -> None:
+        """Register <public_base_url>/api/integrations/telegram/webhook/N with Telegram (setWebhook)."""
+        cli = _cli()
+        settings = cli._settings()
+        if settings.telegram.mode != "webhook":
+            cli._fail(
+                f'telegram.mode is {settings.telegram.mode!r}: set telegram.mode = "webhook" first'
+                " (Telegram stops getUpdates polling once a webhook is set)"
+            )
+        if not settings.server.public_base_url.startswith("https://"):
+            typer.echo("relay: warning: Telegram only delivers webhooks to https URLs", err=True)
+        url = cli._with_relay(settings, lambda relay: set_telegram_webhook(relay, settings, channel))
+        typer.echo(f"Telegram webhook of channel {channel} set to {url} (updates: callback_query).")
 
     @app.command()
     def diagnose(

@@ -24,7 +24,8 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -41,6 +42,7 @@ from relay_core.services.retention import RetentionPolicy
 __all__ = [
     "DUE_ACTIONS_LEASE",
     "EmbeddedWorker",
+    "HeartbeatLoop",
     "InProcessDispatcher",
     "SchedulerLoop",
     "StartupError",
@@ -255,13 +257,15 @@ class SchedulerLoop(_Loop):
         """One tick: the number of timer actions taken, or None without the lease."""
         if not await self.acquire_lease():
             return None
-        taken = await self.relay.tick()
+        async with self._job("due_actions"):
+            taken = await self.relay.tick()
         self.ticks += 1
         if self.queue is not None:
             from relay_adapters.dispatch_redis import relay_outbox
 
             try:
-                await relay_outbox(self.relay, self.queue, self.relay.clock.now())
+                async with self._job("outbox_relay"):
+                    await relay_outbox(self.relay, self.queue, self.relay.clock.now())
             except RelayError:
                 raise
             except Exception as exc:  # Redis is down: the intents wait for the next tick
@@ -269,12 +273,14 @@ class SchedulerLoop(_Loop):
         # The silence lifecycle job (SPEC S3.6) runs every 30 s under the same lease.
         now = self.relay.clock.now()
         if self._last_silence_pass is None or (now - self._last_silence_pass).total_seconds() >= 30:
-            await self.relay.silence_lifecycle(now)
+            async with self._job("silence_lifecycle"):
+                await self.relay.silence_lifecycle(now)
             self._last_silence_pass = now
             # S7.7 voice_status_poll, every 30 s under the same lease.
             from relay_core.services.voice import poll_voice_calls
 
-            await poll_voice_calls(self.relay.ctx, now=now)
+            async with self._job("voice_status_poll"):
+                await poll_voice_calls(self.relay.ctx, now=now)
         # S10.7 retention_cleanup, every retention.cleanup_interval_seconds under the same lease.
         if self.retention is not None and (
             self._last_retention_pass is None
@@ -283,12 +289,27 @@ class SchedulerLoop(_Loop):
             from relay_core.services.retention import run_retention
 
             self._last_retention_pass = now
-            report = await run_retention(self.relay.uow_factory, self.retention, now=now)
+            async with self._job("retention_cleanup"):
+                report = await run_retention(self.relay.uow_factory, self.retention, now=now)
             if report.total:
                 log.info("relay.retention.cleaned", **{k: v for k, v in report.counts.items() if v})
         if taken:
             log.info("relay.scheduler.actions_taken", job=self.lease_name, actions=taken)
         return taken
+
+    @contextlib.asynccontextmanager
+    async def _job(self, name: str) -> AsyncIterator[None]:
+        """Report one job run to ``relay_scheduler_job_duration_seconds`` and, when it succeeds,
+        ``relay_scheduler_last_success_timestamp_seconds`` (SPEC S5.11, S9.9)."""
+        started = time.perf_counter()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self.relay.ctx.metrics.job_finished(
+                job=name, seconds=time.perf_counter() - started, success=ok, timestamp=time.time()
+            )
 
     async def release_lease(self) -> None:
         if not self.has_lease:
@@ -315,6 +336,25 @@ class SchedulerLoop(_Loop):
             await self.release_lease()
         except Exception:
             log.exception("relay.scheduler.release_failed", job=self.lease_name)
+
+
+class HeartbeatLoop(_Loop):
+    """The ``process_heartbeat`` job (SPEC S1.8, S5.11) of this process: one row per role it plays
+    (``web``, and ``worker``/``scheduler`` with the embedded loops), every 10 s, no lease."""
+
+    name = "process_heartbeat"
+
+    def __init__(self, relay: Relay, roles: Sequence[str], *, interval: float = 10.0) -> None:
+        super().__init__()
+        from relay_core.services.heartbeats import HeartbeatRunner
+
+        self.runner = HeartbeatRunner(relay.ctx, roles, interval=interval)
+
+    def _on_stop(self) -> None:
+        self.runner.stop()
+
+    async def _run(self) -> None:
+        await self.runner.run()
 
 
 class TelegramPollingLoop(_Loop):
@@ -356,6 +396,7 @@ def attach_background(
             loop.start()
 
     async def stop_loops() -> None:
+        app.state["relay_draining"] = True  # /readyz answers 503 from now on (S9.9)
         for loop in reversed(loops):
             await loop.stop()
         for hook in on_shutdown:
@@ -473,6 +514,8 @@ async def _serve_async(
             )
             if settings.telegram.mode == "polling" and relay.ctx.http is not None:
                 loops.append(TelegramPollingLoop(relay, relay.ctx.http))
+        roles = ["web", *(["worker"] if worker else []), *(["scheduler"] if scheduler else [])]
+        loops.append(HeartbeatLoop(relay, roles))
         app = attach_background(_create_app(relay, settings), loops)
         configure_logging(settings)  # the web framework may have installed its own handlers
         config = uvicorn.Config(

@@ -28,6 +28,7 @@ from relay_adapters.logging import configure_logging, get_logger
 from relay_adapters.settings import RelaySettings
 from relay_core.bootstrap import Relay
 from relay_core.ports.channels import ChannelSender
+from relay_core.services.heartbeats import HeartbeatRunner
 from relay_core.services.retention import RetentionPolicy
 from relay_worker.actors import EventLoopThread, OutboxPoller, RedisDispatcher, declare_actors
 from relay_worker.broker import make_broker
@@ -43,6 +44,8 @@ __all__ = ["SHUTDOWN_TIMEOUT_SECONDS", "run_scheduler", "run_worker"]
 
 #: How long a stopping worker waits for in-flight sends (SPEC S5.10).
 SHUTDOWN_TIMEOUT_SECONDS: Final = 30.0
+#: How long a stopping process waits for its heartbeat to delete its row (the database may be down).
+HEARTBEAT_STOP_SECONDS: Final = 5.0
 _STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 _log = get_logger("relay.worker")
 
@@ -155,13 +158,19 @@ def _run_dramatiq_worker(
     dispatcher.bind(relay)
     cell.append(relay)
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=1000)
+    heartbeat = HeartbeatRunner(relay.ctx, ["worker"])  # process_heartbeat (S1.8), on the loop thread
     with _signals(stop.set):
         worker.start()
         _log.info("relay.worker.started", mode="dramatiq", threads=threads, worker_id=relay.ctx.worker_id)
+        beating = runner.submit(heartbeat.run())
         try:
             while not stop.wait(1.0):
                 pass
         finally:
+            # The heartbeat deletes its row and ends; then the messages in flight finish.
+            runner.loop.call_soon_threadsafe(heartbeat.stop)
+            with contextlib.suppress(Exception):
+                beating.result(timeout=HEARTBEAT_STOP_SECONDS)
             # Finishes the messages in flight; their leases are released by recording results.
             worker.stop(timeout=int(shutdown_timeout * 1000))
             try:
@@ -180,11 +189,16 @@ async def _run_polling_worker(
     relay = relay_from_settings(settings, dispatcher=poller, channels=channels)
     poller.bind(relay)
     loop = asyncio.get_running_loop()
+    heartbeat = HeartbeatRunner(relay.ctx, ["worker"])
     with _loop_signals(loop, poller.stop):
         _log.info("relay.worker.started", mode="polling", threads=threads, worker_id=relay.ctx.worker_id)
+        beating = asyncio.create_task(heartbeat.run())
         try:
             await poller.run()
         finally:
+            heartbeat.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(beating, HEARTBEAT_STOP_SECONDS)
             await aclose_relay(relay)
             _log.info("relay.worker.stopped", worker_id=relay.ctx.worker_id)
     return 0
@@ -303,9 +317,14 @@ async def _run_scheduler(
     with _loop_signals(loop, scheduler.stop):
         polling = _telegram_polling(settings, relay, scheduler.holder)
         polling_task = asyncio.create_task(polling.run()) if polling is not None else None
+        heartbeat = HeartbeatRunner(relay.ctx, ["scheduler"])  # every scheduler, no lease (S5.11)
+        beating = asyncio.create_task(heartbeat.run())
         try:
             await scheduler.run_forever()
         finally:
+            heartbeat.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(beating, HEARTBEAT_STOP_SECONDS)
             try:
                 if polling is not None and polling_task is not None:
                     polling.stop()

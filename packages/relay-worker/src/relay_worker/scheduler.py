@@ -27,6 +27,7 @@ import datetime as dt
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -281,8 +282,10 @@ class Scheduler:
             try:
                 result = await job.run(now)
             except StorageUnavailable:
+                self._job_metrics(job.name, started, success=False)
                 raise
             except Exception as exc:
+                self._job_metrics(job.name, started, success=False)
                 _log.error(
                     "relay.scheduler.job_failed",
                     job=job.name,
@@ -293,11 +296,17 @@ class Scheduler:
                 outcomes.append(JobOutcome(name=job.name, ran=False, reason="error"))
                 continue
             self._last_run[job.name] = now
+            self._job_metrics(job.name, started, success=True)
             duration_ms = round((asyncio.get_running_loop().time() - started) * 1000, 1)
             if _worth_logging(result):
                 _log.info("relay.scheduler.job_done", job=job.name, result=result, duration_ms=duration_ms)
             outcomes.append(JobOutcome(name=job.name, ran=True, result=result))
         return outcomes
+
+    def _job_metrics(self, name: str, started: float, *, success: bool) -> None:
+        """``relay_scheduler_job_duration_seconds`` / ``..._last_success_timestamp_seconds`` (S9.9)."""
+        seconds = asyncio.get_running_loop().time() - started
+        self.relay.ctx.metrics.job_finished(job=name, seconds=seconds, success=success, timestamp=time.time())
 
     async def run_forever(self) -> None:
         """Run passes every ``tick_seconds`` until :meth:`stop`; then release the leases.

@@ -586,6 +586,19 @@ class SchedulerLease:
 
 
 @attrs.frozen(kw_only=True)
+class ProcessHeartbeat:
+    """One running Relay process, upserted every 10 s by itself (SPEC S1.8, S5.11)."""
+
+    id: int = 0
+    process_id: str
+    role: str
+    host: str
+    version: str
+    started_at: dt.datetime = attrs.field(validator=_aware)
+    seen_at: dt.datetime = attrs.field(validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
 class CallbackReceipt:
     """Digest of a callback already processed, for replay detection (SPEC S13.3)."""
 

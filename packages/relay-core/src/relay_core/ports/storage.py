@@ -42,6 +42,7 @@ from relay_core.domain.model import (
     GroupMembership,
     Notification,
     NotificationIntent,
+    ProcessHeartbeat,
     RoleGroup,
     RoleGroupContact,
     RoleGroupMember,
@@ -164,6 +165,7 @@ class UnitOfWork(Protocol):
     callbacks: Repository[CallbackEvent]
     callback_receipts: Repository[CallbackReceipt]
     action_tokens: Repository[ActionToken]
+    process_heartbeats: Repository[ProcessHeartbeat]
     leases: LeaseRepository
 
     async def __aenter__(self) -> Self: ...
@@ -223,6 +225,7 @@ ENTITIES: Mapping[str, type[Any]] = {
     "callbacks": CallbackEvent,
     "callback_receipts": CallbackReceipt,
     "action_tokens": ActionToken,
+    "process_heartbeats": ProcessHeartbeat,
 }
 
 #: Unique keys beyond ``id`` that every adapter must enforce (a violation raises ``Conflict``).
@@ -238,6 +241,7 @@ UNIQUE_KEYS: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "traces": (("trace_id",),),
     "action_tokens": (("jti",),),
     "callback_receipts": (("channel_id", "digest"),),
+    "process_heartbeats": (("process_id",),),
 }
 
 #: Lookup suffixes understood by ``Repository.find`` (``field__op``).

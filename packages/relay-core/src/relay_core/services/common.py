@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -18,8 +18,10 @@ from relay_core.domain.model import (
     NotificationIntent,
 )
 from relay_core.domain.severity import most_urgent
-from relay_core.ports.storage import UnitOfWork
+from relay_core.ports.storage import Repository, UnitOfWork
 from relay_core.services.context import Context
+
+E = TypeVar("E")
 
 OPEN_STATUSES = (c.GROUP_FIRING, c.GROUP_ACKNOWLEDGED, c.GROUP_SILENCED)
 
@@ -87,15 +89,45 @@ PRIORITY_BY_EVENT = {
 class Writer:
     """Collects what one command writes, so the shell can enqueue intents after commit."""
 
-    def __init__(self, ctx: Context, uow: UnitOfWork, now: dt.datetime) -> None:
+    def __init__(
+        self, ctx: Context, uow: UnitOfWork, now: dt.datetime, *, batch_inserts: bool = False
+    ) -> None:
+        """``batch_inserts``: rows given to :meth:`insert_later` (timeline events, traces) are
+        held and written by :meth:`flush`, one multi-row insert per table; the caller must
+        ``flush`` before commit. Only for commands that never read those rows back."""
         self.ctx = ctx
         self.uow = uow
         self.now = now
         self.intents: list[NotificationIntent] = []
         self._channels: dict[int, Channel | None] = {}
+        self._batched: list[tuple[Repository[Any], list[Any]]] | None = [] if batch_inserts else None
+
+    async def insert_later(self, repo: Repository[E], entity: E) -> None:
+        """Insert ``entity`` into ``repo`` now, or at :meth:`flush` when batching."""
+        if self._batched is None:
+            await repo.add(entity)
+            return
+        for held, entities in self._batched:
+            if held is repo:
+                entities.append(entity)
+                return
+        self._batched.append((repo, [entity]))
+
+    async def flush(self) -> None:
+        """Write the rows held by :meth:`insert_later`, in order, one round trip per table."""
+        if not self._batched:
+            return
+        batched, self._batched = self._batched, []
+        for repo, entities in batched:
+            bulk = getattr(repo, "add_many", None)  # optional adapter capability
+            if bulk is not None:
+                await bulk(entities)
+            else:
+                for entity in entities:
+                    await repo.add(entity)
 
     async def add_event(self, ev: AlertEvent) -> None:
-        await self.uow.events.add(ev)
+        await self.insert_later(self.uow.events, ev)
 
     async def channel(self, channel_id: int) -> Channel | None:
         if channel_id not in self._channels:

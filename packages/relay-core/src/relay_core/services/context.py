@@ -11,6 +11,7 @@ from relay_core.domain import constants as c
 from relay_core.ports.channels import ChannelSender
 from relay_core.ports.clock import Clock
 from relay_core.ports.dispatch import Dispatcher, VoiceProviderLoader
+from relay_core.ports.metrics import Instrumentation, NullInstrumentation
 from relay_core.ports.storage import UnitOfWorkFactory
 
 
@@ -52,3 +53,4 @@ class Context:
     voice_loader: VoiceProviderLoader | None = None
     http: Any = None
     worker_id: str = "relay"
+    metrics: Instrumentation = attrs.field(factory=NullInstrumentation)

@@ -305,6 +305,11 @@ async def _prepare(ctx: Context, intent: NotificationIntent) -> _Prepared | str:
             word = {c.INTENT_SKIPPED: "skipped", c.INTENT_CANCELLED: "cancelled"}.get(status, "failed")
             await _finish(uow, intent, status, reason, now, event_type=word)
             await uow.commit()
+            ctx.metrics.notification(
+                channel_type=channel.channel_type if channel is not None else "unknown",
+                event_type=intent.event_type,
+                outcome=word,
+            )
             return status
         assert channel is not None
         recipient = None
@@ -427,8 +432,9 @@ async def _record(
                 duration_ms=duration,
             )
         )
+        first_page = False
         if result is not None and intent.group_id is not None and not result.skipped:
-            await _store_notification(uow, intent, prepared, result, now)
+            first_page = await _store_notification(uow, intent, prepared, result, now)
         if intent.group_id is not None:
             kind = {c.INTENT_SENT: "sent", c.INTENT_SKIPPED: "skipped", c.INTENT_FAILED: "failed"}.get(status)
             if kind is not None or status == c.INTENT_PENDING:
@@ -454,12 +460,40 @@ async def _record(
                     )
                 )
         await uow.commit()
+    _observe(ctx, prepared, status, now, first_page=first_page)
     return status
+
+
+#: Intent status after a send -> ``relay_notifications_total`` outcome (S9.9).
+_OUTCOMES = {
+    c.INTENT_SENT: "sent",
+    c.INTENT_SKIPPED: "skipped",
+    c.INTENT_FAILED: "failed",
+    c.INTENT_PENDING: "retried",
+}
+
+
+def _observe(ctx: Context, prepared: _Prepared, status: str, now: dt.datetime, *, first_page: bool) -> None:
+    """Report one recorded send to the instrumentation port (after commit)."""
+    intent, channel_type = prepared.intent, prepared.channel.channel_type
+    outcome = _OUTCOMES.get(status)
+    if outcome is None:
+        return
+    ctx.metrics.notification(channel_type=channel_type, event_type=intent.event_type, outcome=outcome)
+    if status == c.INTENT_SENT:
+        ctx.metrics.delivery_latency(
+            channel_type=channel_type, seconds=max((now - intent.due_at).total_seconds(), 0.0)
+        )
+        if first_page and prepared.group is not None:
+            ctx.metrics.time_to_first_notification(
+                max((now - prepared.group.first_seen_at).total_seconds(), 0.0)
+            )
 
 
 async def _store_notification(
     uow: UnitOfWork, intent: NotificationIntent, prepared: _Prepared, result: DeliveryResult, now: dt.datetime
-) -> None:
+) -> bool:
+    """Store or refresh the provider message; True when this was the group's first page."""
     assert intent.group_id is not None
     record = prepared.previous
     if record is None:
@@ -496,7 +530,12 @@ async def _store_notification(
     if intent.event_type in c.PAGE_EVENTS and prepared.group is not None:
         group = await uow.alert_groups.get(intent.group_id)
         if group is not None:
-            await uow.alert_groups.update_where(group.id, {}, {"notified": True, "last_notification_at": now})
+            changes = {"notified": True, "last_notification_at": now}
+            # Guarded on `notified`, so only one delivery counts as the first notification.
+            if await uow.alert_groups.update_where(group.id, {"notified": False}, changes) is not None:
+                return True
+            await uow.alert_groups.update_where(group.id, {}, changes)
+    return False
 
 
 def _describe(error: Exception) -> str:

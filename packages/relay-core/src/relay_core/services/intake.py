@@ -13,7 +13,7 @@ from relay_core.domain import constants as c
 from relay_core.domain import escalation, rotation
 from relay_core.domain.categories import BUILTIN_CATEGORY_DEFINITIONS, assign_category
 from relay_core.domain.grouping import build_group_key
-from relay_core.domain.intake import ItemError, apply_field_limits
+from relay_core.domain.intake import ItemError, apply_field_limits, clamp_dedup_key
 from relay_core.domain.matchers import MatchContext
 from relay_core.domain.model import (
     Alert,
@@ -76,7 +76,7 @@ class _Trace:
 class _RequestCache:
     """Reads shared by the items of one request."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, items: Sequence[NormalizedAlert | ItemError] = ()) -> None:
         self.uow = uow
         self.teams: dict[int, Team | None] = {}
         self.groups: dict[int, Group | None] = {}
@@ -84,6 +84,16 @@ class _RequestCache:
         self.categories: list[Category] | None = None
         self.silences: dict[int, list[Silence]] = {}
         self.users: dict[int, User | None] = {}
+        # Dedup lookups of a multi-alert request are fetched for all its dedup keys at once.
+        alerts = [i for i in items if isinstance(i, NormalizedAlert)]
+        self._dedup_keys = (
+            {(a.source, clamp_dedup_key(a.dedup_key)) for a in alerts} if len(alerts) > 1 else set()
+        )
+        self._dedup: dict[tuple[int, str], tuple[dict[str, Alert], dict[str, Alert]]] = {}
+        self._seen: set[tuple[int, str, str]] = set()
+        self.dedup_snapshot_valid = True
+        """False once an item changed children other than its own (resolve or reopen of a group):
+        the snapshot may be stale for other keys, so later items query one by one."""
 
     async def team(self, team_id: int) -> Team | None:
         if team_id not in self.teams:
@@ -117,6 +127,63 @@ class _RequestCache:
             self.silences[team_id] = await self.uow.silences.find(team_id=team_id, enabled=True)
         return self.silences[team_id]
 
+    async def dedup(
+        self, team_id: int, source: str, dedup_key: str, firing: bool, since: dt.datetime
+    ) -> tuple[Alert | None, Alert | None]:
+        """The open child with this identity, else (for a firing signal) the child resolved since
+        ``since`` that a firing signal reopens (S2.12).
+
+        Answered from one snapshot of every dedup key of the request while that is exact: the
+        identity was not handled earlier in this request (its rows may have changed since), and
+        no earlier item resolved or reopened a group (which changes its siblings' rows).
+        """
+        ident = (team_id, source, dedup_key)
+        usable = (
+            self.dedup_snapshot_valid and (source, dedup_key) in self._dedup_keys and ident not in self._seen
+        )
+        self._seen.add(ident)
+        if usable:
+            snapshot = self._dedup.get((team_id, source))
+            if snapshot is None:
+                snapshot = self._dedup[(team_id, source)] = await self._snapshot(team_id, source, since)
+            open_child = snapshot[0].get(dedup_key)
+            return open_child, (snapshot[1].get(dedup_key) if open_child is None and firing else None)
+        child = await self.uow.alerts.first(
+            team_id=team_id, source=source, dedup_key=dedup_key, group_open=True
+        )
+        if child is not None or not firing:
+            return child, None
+        reopen = await self.uow.alerts.first(
+            team_id=team_id,
+            source=source,
+            dedup_key=dedup_key,
+            group_open=False,
+            resolved_at__gte=since,
+            order_by="-resolved_at",
+        )
+        return None, reopen
+
+    async def _snapshot(
+        self, team_id: int, source: str, since: dt.datetime
+    ) -> tuple[dict[str, Alert], dict[str, Alert]]:
+        keys = sorted(k for s, k in self._dedup_keys if s == source)
+        open_children: dict[str, Alert] = {}
+        for row in await self.uow.alerts.find(
+            team_id=team_id, source=source, dedup_key__in=keys, group_open=True, order_by="id"
+        ):
+            open_children.setdefault(row.dedup_key, row)  # first by id, as ``first`` would
+        resolved: dict[str, Alert] = {}
+        for row in await self.uow.alerts.find(
+            team_id=team_id,
+            source=source,
+            dedup_key__in=keys,
+            group_open=False,
+            resolved_at__gte=since,
+            order_by="-resolved_at",
+        ):
+            resolved.setdefault(row.dedup_key, row)
+        return open_children, resolved
+
 
 async def ensure_builtin_categories(uow: UnitOfWork) -> list[Category]:
     """Every category, creating the three built-ins on first use (SPEC S8.1)."""
@@ -138,16 +205,18 @@ async def ingest(
     now = ctx.clock.now()
     results: list[ItemResult] = []
     async with ctx.uow_factory() as uow:
-        writer = Writer(ctx, uow, now)
-        cache = _RequestCache(uow)
+        # Events and traces are never read back within the request: one insert per table.
+        writer = Writer(ctx, uow, now, batch_inserts=True)
+        cache = _RequestCache(uow, items)
         forced: Route | None = None
         if auth.route_id is not None:
             forced = await uow.routes.get(auth.route_id)
         for item in items:
             if isinstance(item, ItemError):
-                results.append(await _failed_item(ctx, uow, source, item, now))
+                results.append(await _failed_item(ctx, writer, source, item, now))
                 continue
             results.append(await _ingest_one(ctx, uow, writer, cache, item, auth, forced, now))
+        await writer.flush()
         await uow.commit()
     due_now = [i.id for i in writer.intents if i.due_at <= now]
     if due_now:
@@ -156,14 +225,14 @@ async def ingest(
 
 
 async def _failed_item(
-    ctx: Context, uow: UnitOfWork, source: str, item: ItemError, now: dt.datetime
+    ctx: Context, writer: Writer, source: str, item: ItemError, now: dt.datetime
 ) -> ItemResult:
     trace = _Trace(ctx.settings.explain_trace_level)
     trace.add("intake", "alert_received", "Alert received")
     trace.add("intake", "payload_normalized", item.message, status="failed")
     trace_id = await _store_trace(
         ctx,
-        uow,
+        writer,
         trace,
         source=source,
         dedup_key=None,
@@ -183,7 +252,7 @@ async def _failed_item(
 
 async def _store_trace(
     ctx: Context,
-    uow: UnitOfWork,
+    writer: Writer,
     trace: _Trace,
     *,
     source: str,
@@ -201,7 +270,8 @@ async def _store_trace(
     if ctx.settings.explain_trace_level == c.TRACE_DISABLED:
         return None
     trace_id = str(uuid.uuid4())
-    await uow.traces.add(
+    await writer.insert_later(
+        writer.uow.traces,
         ExplainTrace(
             trace_id=trace_id,
             group_id=group_id,
@@ -218,7 +288,7 @@ async def _store_trace(
             steps=tuple(trace.steps),
             started_at=now,
             finished_at=now,
-        )
+        ),
     )
     return trace_id
 
@@ -255,7 +325,7 @@ async def _ingest_one(
     if route is None:
         trace_id = await _store_trace(
             ctx,
-            uow,
+            writer,
             trace,
             source=alert.source,
             dedup_key=alert.dedup_key,
@@ -294,20 +364,10 @@ async def _ingest_one(
     ctx_match = MatchContext.for_alert(alert, team=team, route=route, category=category)
 
     # 4. Dedup (S2.12).
-    child = await uow.alerts.first(
-        team_id=team.id, source=alert.source, dedup_key=alert.dedup_key, group_open=True
+    since = now - dt.timedelta(seconds=ctx.settings.dedup_window_seconds)
+    child, reopen_child = await cache.dedup(
+        team.id, alert.source, alert.dedup_key, alert.status == c.ALERT_FIRING, since
     )
-    reopen_child: Alert | None = None
-    if child is None and alert.status == c.ALERT_FIRING:
-        since = now - dt.timedelta(seconds=ctx.settings.dedup_window_seconds)
-        reopen_child = await uow.alerts.first(
-            team_id=team.id,
-            source=alert.source,
-            dedup_key=alert.dedup_key,
-            group_open=False,
-            resolved_at__gte=since,
-            order_by="-resolved_at",
-        )
 
     base: dict[str, Any] = {
         "team_id": team.id,
@@ -330,7 +390,7 @@ async def _ingest_one(
         trace.add("dedup", code, reason)
         trace_id = await _store_trace(
             ctx,
-            uow,
+            writer,
             trace,
             source=alert.source,
             dedup_key=alert.dedup_key,
@@ -371,7 +431,7 @@ async def _ingest_one(
     assignee = await cache.user(group.assignee_id)
     trace_id = await _store_trace(
         ctx,
-        uow,
+        writer,
         trace,
         source=alert.source,
         dedup_key=alert.dedup_key,
@@ -453,11 +513,9 @@ async def _silence_child(
     now: dt.datetime,
 ) -> Alert:
     """Mute a firing child that matches an active silence of its team (S3.6)."""
-    silences = matching_silences(await cache.team_silences(team.id), ctx_match, now)
+    silences = await _active_silences(cache, trace, team, ctx_match, now)
     if not silences:
-        trace.add("silence", "silence_none", "No active silence matched")
         return child
-    trace.add("silence", "silence_matched", "Silenced", data={"silence_ids": [s.id for s in silences]})
     muted = await uow.alerts.update(attrs.evolve(child, status=c.ALERT_SILENCED))
     for silence in silences:
         await uow.silence_applications.add(
@@ -470,6 +528,18 @@ async def _silence_child(
             )
         )
     return muted
+
+
+async def _active_silences(
+    cache: _RequestCache, trace: _Trace, team: Team, ctx_match: MatchContext, now: dt.datetime
+) -> list[Silence]:
+    """The team's active silences matching the alert, with the trace step saying so (S3.6)."""
+    silences = matching_silences(await cache.team_silences(team.id), ctx_match, now)
+    if silences:
+        trace.add("silence", "silence_matched", "Silenced", data={"silence_ids": [s.id for s in silences]})
+    else:
+        trace.add("silence", "silence_none", "No active silence matched")
+    return list(silences)
 
 
 def _child_from(
@@ -552,6 +622,13 @@ async def start_paging(
     delay: bool = True,
 ) -> AlertGroup:
     """A group (re)starts firing: first-page intents and armed reminder timers (S5.3, S5.4)."""
+    due = _first_page_due(ctx, writer, route, delay=delay)
+    await _page(writer, group, route, seq=seq, reason=reason, due=due, trace=trace)
+    interval = await _rotation_interval(uow, group.rotation_id)
+    return escalation.arm_timers(group, first_page_due=due, interval=interval)
+
+
+def _first_page_due(ctx: Context, writer: Writer, route: Route, *, delay: bool) -> dt.datetime:
     wait = (
         escalation.first_notification_wait(
             group_wait_seconds=route.group_wait_seconds,
@@ -561,7 +638,19 @@ async def start_paging(
         if delay
         else 0
     )
-    due = writer.now + dt.timedelta(seconds=wait)
+    return writer.now + dt.timedelta(seconds=wait)
+
+
+async def _page(
+    writer: Writer,
+    group: AlertGroup,
+    route: Route,
+    *,
+    seq: str | int,
+    reason: str,
+    due: dt.datetime,
+    trace: _Trace | None,
+) -> None:
     scheduled = await writer.page(group, route.channel_ids, c.EV_NOTIFICATION, seq, due_at=due, reason=reason)
     if trace is not None:
         if scheduled:
@@ -578,8 +667,6 @@ async def start_paging(
                 "No channel accepted the notification",
                 data={"route_channels": list(route.channel_ids)},
             )
-    interval = await _rotation_interval(uow, group.rotation_id)
-    return escalation.arm_timers(group, first_page_due=due, interval=interval)
 
 
 async def _new_child(
@@ -605,83 +692,120 @@ async def _new_child(
     )
     trace.add("grouping", "group_key_built", "Group key built", data={"group_key": key})
     group = await uow.alert_groups.first(team_id=team.id, group_key_hash=key_hash, status__in=OPEN_STATUSES)
-    outcome = c.OUTCOME_ADDED
     if group is None:
-        outcome = c.OUTCOME_CREATED
-        trace.add("grouping", "group_created", "New alert group")
-        assignee_id = await _assignee(uow, trace, route.rotation_id, now)
-        group = await uow.alert_groups.add(
-            AlertGroup(
-                team_id=team.id,
-                route_id=route.id,
-                rotation_id=route.rotation_id,
-                assignee_id=assignee_id,
-                category_id=category.id,
-                source=alert.source,
-                group_key=key,
-                group_key_hash=key_hash,
-                title=alert.title,
-                message=alert.message,
-                severity=alert.severity,
-                status=c.GROUP_FIRING,
-                common_labels=dict(alert.labels),
-                event_link=alert.event_link,
-                first_seen_at=now,
-                last_seen_at=now,
-                test=alert.labels.get("relay_test") == "true",
-            )
+        return await _new_group(
+            ctx, uow, writer, cache, trace, alert, route, team, category, ctx_match, key, key_hash, now
         )
-    else:
-        trace.add("grouping", "group_existing", "Joined an open group", data={"group_id": group.id})
+    trace.add("grouping", "group_existing", "Joined an open group", data={"group_id": group.id})
     child = await uow.alerts.add(
         _child_from(alert, group_id=group.id, team_id=team.id, route_id=route.id, now=now)
     )
     child = await _silence_child(uow, cache, trace, child, team, ctx_match, now)
-    # A new group's only child is the one just written: no need to read it back.
-    children = [child] if outcome == c.OUTCOME_CREATED else await uow.alerts.find(group_id=group.id)
+    children = await uow.alerts.find(group_id=group.id)
     previous = group.status
     group = refresh_group(attrs.evolve(group, last_seen_at=now), children)
     common = {k: v for k, v in group.common_labels.items() if child.labels.get(k) == v}
     group = attrs.evolve(group, common_labels=common)
-
-    if outcome == c.OUTCOME_CREATED:
-        await writer.add_event(
-            event(group, "created", f"Alert group created: {group.title}", now, alert_id=child.id)
-        )
-        if child.status == c.ALERT_SILENCED:
-            group = attrs.evolve(group, status=c.GROUP_SILENCED, previous_status=c.GROUP_FIRING)
-            await writer.add_event(
-                event(group, "silenced", "All alerts are silenced", now, alert_id=child.id)
-            )
-            trace.add(
-                "notification", "notification_not_needed", "Group is silenced", data={"reason": "silenced"}
-            )
-            await fan_out(writer, group, c.SUB_EVENT_CREATED)  # records each subscription as silenced (S8.8)
-        else:
-            group = await start_paging(ctx, uow, writer, group, route, seq=0, reason="new_group", trace=trace)
-            for sub_id, reason in await fan_out(writer, group, c.SUB_EVENT_CREATED):
-                if reason is None:
-                    trace.add(
-                        "subscription",
-                        "subscription_matched",
-                        f"Subscription {sub_id}",
-                        data={"subscription_id": sub_id},
-                    )
-                else:
-                    trace.add(
-                        "subscription",
-                        "subscription_skipped",
-                        f"Subscription {sub_id}: {reason}",
-                        data={"subscription_id": sub_id, "reason": reason},
-                    )
-    else:
-        await writer.add_event(
-            event(group, "alert_added", f"Alert added: {child.title}", now, alert_id=child.id)
-        )
-        if child.status == c.ALERT_FIRING:
-            group = await _on_new_firing(ctx, uow, writer, trace, group, previous, route, now)
+    await writer.add_event(event(group, "alert_added", f"Alert added: {child.title}", now, alert_id=child.id))
+    if child.status == c.ALERT_FIRING:
+        group = await _on_new_firing(ctx, uow, writer, trace, group, previous, route, now)
     group = await uow.alert_groups.update(group)
-    return group, child, outcome
+    return group, child, c.OUTCOME_ADDED
+
+
+async def _new_group(
+    ctx: Context,
+    uow: UnitOfWork,
+    writer: Writer,
+    cache: _RequestCache,
+    trace: _Trace,
+    alert: NormalizedAlert,
+    route: Route,
+    team: Team,
+    category: Category,
+    ctx_match: MatchContext,
+    key: str,
+    key_hash: str,
+    now: dt.datetime,
+) -> tuple[AlertGroup, Alert, str]:
+    """A new group with its first child (S2.13, S2.14).
+
+    The group's final state (counters, severity, status, armed timers) is known before
+    anything is written, so the group costs one INSERT and no UPDATE; the child, silence
+    applications, events and intents follow once its id is known.
+    """
+    trace.add("grouping", "group_created", "New alert group")
+    assignee_id = await _assignee(uow, trace, route.rotation_id, now)
+    silences = await _active_silences(cache, trace, team, ctx_match, now)
+    child = _child_from(alert, group_id=0, team_id=team.id, route_id=route.id, now=now)
+    if silences:
+        child = attrs.evolve(child, status=c.ALERT_SILENCED)
+    group = AlertGroup(
+        team_id=team.id,
+        route_id=route.id,
+        rotation_id=route.rotation_id,
+        assignee_id=assignee_id,
+        category_id=category.id,
+        source=alert.source,
+        group_key=key,
+        group_key_hash=key_hash,
+        title=alert.title,
+        message=alert.message,
+        severity=alert.severity,
+        status=c.GROUP_FIRING,
+        common_labels=dict(alert.labels),
+        event_link=alert.event_link,
+        first_seen_at=now,
+        last_seen_at=now,
+        test=alert.labels.get("relay_test") == "true",
+    )
+    group = refresh_group(group, [child])
+    common = {k: v for k, v in group.common_labels.items() if child.labels.get(k) == v}
+    group = attrs.evolve(group, common_labels=common)
+    due: dt.datetime | None = None
+    if silences:
+        group = attrs.evolve(group, status=c.GROUP_SILENCED, previous_status=c.GROUP_FIRING)
+    else:
+        due = _first_page_due(ctx, writer, route, delay=True)
+        interval = await _rotation_interval(uow, group.rotation_id)
+        group = escalation.arm_timers(group, first_page_due=due, interval=interval)
+    group = await uow.alert_groups.add(group)
+    child = await uow.alerts.add(attrs.evolve(child, group_id=group.id))
+    for silence in silences:
+        await uow.silence_applications.add(
+            SilenceApplication(
+                silence_id=silence.id,
+                alert_id=child.id,
+                group_id=group.id,
+                previous_status=c.ALERT_FIRING,
+                applied_at=now,
+            )
+        )
+    await writer.add_event(
+        event(group, "created", f"Alert group created: {group.title}", now, alert_id=child.id)
+    )
+    if due is None:
+        await writer.add_event(event(group, "silenced", "All alerts are silenced", now, alert_id=child.id))
+        trace.add("notification", "notification_not_needed", "Group is silenced", data={"reason": "silenced"})
+        await fan_out(writer, group, c.SUB_EVENT_CREATED)  # records each subscription as silenced (S8.8)
+        return group, child, c.OUTCOME_CREATED
+    await _page(writer, group, route, seq=0, reason="new_group", due=due, trace=trace)
+    for sub_id, reason in await fan_out(writer, group, c.SUB_EVENT_CREATED):
+        if reason is None:
+            trace.add(
+                "subscription",
+                "subscription_matched",
+                f"Subscription {sub_id}",
+                data={"subscription_id": sub_id},
+            )
+        else:
+            trace.add(
+                "subscription",
+                "subscription_skipped",
+                f"Subscription {sub_id}: {reason}",
+                data={"subscription_id": sub_id, "reason": reason},
+            )
+    return group, child, c.OUTCOME_CREATED
 
 
 async def _on_new_firing(
@@ -781,6 +905,7 @@ async def _apply_to_existing(
             trace.add("dedup", "repeat_no_change", "Alert already resolved")
             await uow.alerts.update(refreshed)
             return group, refreshed, c.OUTCOME_UPDATED
+        cache.dedup_snapshot_valid = False  # resolving the last child resolves its siblings too
         refreshed = attrs.evolve(refreshed, status=c.ALERT_RESOLVED, resolved_at=now)
         refreshed = await uow.alerts.update(refreshed)
         await _release_applications(uow, refreshed, now, "alert_resolved")
@@ -811,6 +936,7 @@ async def _apply_to_existing(
         return group, refreshed, c.OUTCOME_UPDATED
 
     # A resolved child fires again: in its open group, or reopening its resolved group (S2.12).
+    cache.dedup_snapshot_valid = False  # reopening a group reopens its siblings too
     refreshed = attrs.evolve(refreshed, status=c.ALERT_FIRING, resolved_at=None, group_open=True)
     refreshed = await uow.alerts.update(refreshed)
     refreshed = await _silence_child(uow, cache, trace, refreshed, team, ctx_match, now)

@@ -43,6 +43,7 @@ from relay_core.domain.model import (
     Team,
     User,
 )
+from relay_core.ports.metrics import error_result
 from relay_core.ports.storage import UnitOfWork
 from relay_core.services.common import Writer
 from relay_core.services.context import Context
@@ -148,7 +149,7 @@ async def _act(
     return ("applied" if done.changed else "ignored"), done.status
 
 
-async def apply_chat_action(
+async def _apply_chat_action(
     ctx: Context,
     *,
     via: str,
@@ -344,3 +345,34 @@ async def use_action_link(
         user_id=actor,
         message=_outcome_message(group.id, claims.action, result, status),
     )
+
+
+async def apply_chat_action(
+    ctx: Context,
+    *,
+    via: str,
+    channel_id: int,
+    group_id: int,
+    action: str,
+    external_user_id: str | None,
+    verify: VerifyChannel | None = None,
+    payload: Mapping[str, Any] | None = None,
+) -> ActionOutcome:
+    """Apply a chat button click (see :func:`_apply_chat_action`), counted in
+    ``relay_callbacks_received_total{kind=<chat type>}`` (S9.9)."""
+    try:
+        outcome = await _apply_chat_action(
+            ctx,
+            via=via,
+            channel_id=channel_id,
+            group_id=group_id,
+            action=action,
+            external_user_id=external_user_id,
+            verify=verify,
+            payload=payload,
+        )
+    except Exception as exc:
+        ctx.metrics.callback(kind=via, result=error_result(exc))
+        raise
+    ctx.metrics.callback(kind=via, result="accepted")
+    return outcome

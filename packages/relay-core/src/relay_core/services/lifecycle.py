@@ -163,16 +163,25 @@ async def due_actions(ctx: Context, *, now: dt.datetime | None = None) -> int:
     for group in due:
         async with ctx.uow_factory() as uow:
             writer = Writer(ctx, uow, now)
-            if await _act(ctx, uow, writer, group, now):
+            kind = await _act(ctx, uow, writer, group, now)
+            if kind is not None:
                 await uow.commit()
                 taken += 1
                 intents.extend(writer.intents)
+                if kind == "reminder":
+                    ctx.metrics.reminder()
+                elif kind == "escalation":
+                    ctx.metrics.escalation(mode="team")
     if intents:
         await ctx.dispatcher.enqueue([i.id for i in intents])
     return taken
 
 
-async def _act(ctx: Context, uow: UnitOfWork, writer: Writer, group: AlertGroup, now: dt.datetime) -> bool:
+async def _act(
+    ctx: Context, uow: UnitOfWork, writer: Writer, group: AlertGroup, now: dt.datetime
+) -> str | None:
+    """Take one due action; its kind (``reminder``, ``escalation``, ``cleared``) or None when
+    another scheduler acted first."""
     team = await uow.teams.get(group.team_id)
     route = await uow.routes.get(group.route_id)
     rot = await uow.rotations.get(group.rotation_id) if group.rotation_id is not None else None
@@ -197,7 +206,8 @@ async def _act(ctx: Context, uow: UnitOfWork, writer: Writer, group: AlertGroup,
             "next_action_at": None,
             "lifecycle_version": group.lifecycle_version + 1,
         }
-        return await uow.alert_groups.update_where(group.id, expect, changes) is not None
+        cleared = await uow.alert_groups.update_where(group.id, expect, changes)
+        return "cleared" if cleared is not None else None
     after = action.group
     changes = {
         f.name: getattr(after, f.name)
@@ -205,7 +215,7 @@ async def _act(ctx: Context, uow: UnitOfWork, writer: Writer, group: AlertGroup,
         if getattr(after, f.name) != getattr(group, f.name)
     }
     if await uow.alert_groups.update_where(group.id, expect, changes) is None:
-        return False  # another scheduler acted first
+        return None  # another scheduler acted first
     channel_ids = route.channel_ids if route else ()
     if action.kind == "escalation":
         user = await uow.users.get(after.assignee_id) if after.assignee_id else None
@@ -247,4 +257,4 @@ async def _act(ctx: Context, uow: UnitOfWork, writer: Writer, group: AlertGroup,
             due_at=now,
             reason="reminder",
         )
-    return True
+    return action.kind

@@ -30,6 +30,7 @@ from relay_core.ports.channels import (
     RetryableDeliveryError,
 )
 from relay_core.ports.dispatch import VoiceProviderLoader
+from relay_core.ports.metrics import error_result
 from relay_core.services.common import Writer
 from relay_core.services.context import Context
 from relay_core.voice import (
@@ -235,7 +236,7 @@ class ProviderUnavailable(RelayError):
     status = 500
 
 
-async def handle_voice_callback(
+async def _handle_voice_callback(
     ctx: Context,
     channel_id: int,
     secret: str | None,
@@ -564,7 +565,7 @@ async def _store_polled_status(
 _TERMINAL_SMS_STATUSES = frozenset({"delivered", "failed", "undelivered", "rejected"})
 
 
-async def handle_sms_callback(
+async def _handle_sms_callback(
     ctx: Context,
     channel_id: int,
     secret: str | None,
@@ -688,3 +689,65 @@ async def handle_sms_callback(
             items.append(item)
         await uow.commit()
     return CallbackOutcome(status="processed" if events else "ignored", events=items)
+
+
+async def handle_voice_callback(
+    ctx: Context,
+    channel_id: int,
+    secret: str | None,
+    *,
+    payload: Any,
+    headers: Mapping[str, str],
+    raw_body: bytes,
+    query_args: Mapping[str, Any],
+) -> CallbackOutcome:
+    """Process a provider callback (S7.5): checks, replay guard, events, DTMF action (S7.6).
+
+    Counted in ``relay_callbacks_received_total{kind="voice"}`` (S9.9)."""
+    try:
+        outcome = await _handle_voice_callback(
+            ctx,
+            channel_id,
+            secret,
+            payload=payload,
+            headers=headers,
+            raw_body=raw_body,
+            query_args=query_args,
+        )
+    except Exception as exc:
+        ctx.metrics.callback(kind="voice", result=error_result(exc))
+        raise
+    ctx.metrics.callback(kind="voice", result=outcome.status)
+    return outcome
+
+
+async def handle_sms_callback(
+    ctx: Context,
+    channel_id: int,
+    secret: str | None,
+    *,
+    provider_for: Callable[[Mapping[str, Any]], Any],
+    payload: Any,
+    headers: Mapping[str, str],
+    raw_body: bytes,
+    query_args: Mapping[str, Any],
+) -> CallbackOutcome:
+    """Process an SMS provider callback (S7.9); see :func:`_handle_sms_callback`.
+
+    Counted in ``relay_callbacks_received_total{kind="sms"}`` (S9.9)."""
+    try:
+        outcome = await _handle_sms_callback(
+            ctx,
+            channel_id,
+            secret,
+            provider_for=provider_for,
+            payload=payload,
+            headers=headers,
+            raw_body=raw_body,
+            query_args=query_args,
+        )
+    except Exception as exc:
+        ctx.metrics.callback(kind="sms", result=error_result(exc))
+        raise
+    ctx.metrics.callback(kind="sms", result=outcome.status)
+    return outcome

@@ -19,6 +19,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from relay_adapters.metrics import DatabaseGauges
 from relay_adapters.settings import RelaySettings
 from relay_core.bootstrap import Relay
 from relay_core.domain import constants as c
@@ -69,10 +70,17 @@ def commit_id() -> str:
 
 
 class Metrics:
-    """The server's Prometheus metrics, on a registry owned by one app (no global state)."""
+    """The server's Prometheus metrics, on a registry owned by one app (no global state).
+
+    ``/metrics`` adds the core's counters (``relay.ctx.metrics``, ``relay_adapters.metrics``)
+    and the database gauges of :attr:`database_gauges`; in multiprocess mode the metric files of
+    every process replace the registries (``relay_adapters.metrics.exposition``).
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.database_gauges: DatabaseGauges | None = None
+        """Created by the first scrape, bound to the relay it reads (cached a few seconds)."""
         r = self.registry
         self.alerts_received = Counter(
             "relay_alerts_received_total",
@@ -98,8 +106,17 @@ class Metrics:
         self.acknowledgements = Counter(
             "relay_acknowledgements_total", "Acknowledgements by channel of action.", ["via"], registry=r
         )
-        build = Gauge("relay_build_info", "Relay build.", ["version", "commit"], registry=r)
+        build = Gauge(
+            "relay_build_info", "Relay build.", ["version", "commit"], multiprocess_mode="max", registry=r
+        )
         build.labels(version=package_version(), commit=commit_id()).set(1)
+
+    def gauges_for(self, relay: Relay) -> DatabaseGauges:
+        """The database gauges of ``relay`` (a new cache when the relay changed)."""
+        gauges = self.database_gauges
+        if gauges is None or gauges.relay is not relay:
+            gauges = self.database_gauges = DatabaseGauges(relay)
+        return gauges
 
 
 @attrs.define(kw_only=True)

@@ -217,6 +217,9 @@ class AlertsController(Controller):
         principal: Caller,
         status: Annotated[list[str] | None, QueryParameter()] = None,
         team_id: Annotated[int | None, QueryParameter(ge=1)] = None,
+        group_id: Annotated[
+            int | None, QueryParameter(ge=1, description="only teams of this group (the active group)")
+        ] = None,
         severity: Annotated[list[str] | None, QueryParameter()] = None,
         category: Annotated[str | None, QueryParameter(max_length=64)] = None,
         source: Annotated[str | None, QueryParameter(max_length=64)] = None,
@@ -252,9 +255,11 @@ class AlertsController(Controller):
             page_size = limit
         async with caller_session(request, principal) as (_st, uow, access):
             teams = await visible_teams(uow, access)
-            team_ids = (
-                [team_id] if team_id is not None and team_id in teams else [] if team_id else list(teams)
-            )
+            team_ids = [
+                t.id
+                for t in teams.values()
+                if (team_id is None or t.id == team_id) and (group_id is None or t.group_id == group_id)
+            ]
             where: dict[str, Any] = {"team_id__in": team_ids}
             if source:
                 where["source"] = source

@@ -35,10 +35,11 @@ from relay_core.domain.model import (
     RoleGroupMember,
     Subscription,
     SubscriptionPreference,
-    Team,
+    User,
 )
 from relay_core.ports.channels import Recipient
 from relay_core.ports.storage import UnitOfWork
+from relay_core.services.context import Context
 from relay_core.services.intake import ensure_builtin_categories
 from relay_core.services.subscriptions import (
     apply_standard_preset,
@@ -48,11 +49,13 @@ from relay_core.services.subscriptions import (
     subscription_targets,
 )
 from relay_core.services.testalerts import TestRun, TestTarget, read_test_run, send_test
-from relay_server.auth import Access, load_access, require
+from relay_server.auth import Access, require
 from relay_server.controllers._support import (
     Caller,
-    ServerState,
+    Limit,
+    Offset,
     audit,
+    caller_session,
     changes,
     check_name,
     deleted,
@@ -61,12 +64,11 @@ from relay_server.controllers._support import (
     mask_phone,
     page,
     server_state,
+    soft_delete,
 )
-from relay_server.controllers.alerts import _Lookups, serialize_group
+from relay_server.controllers.alerts import _Lookups, _visible_group, serialize_group
+from relay_server.controllers.channels import _channel
 from relay_server.errors import ApiError, not_found, validation_error
-
-Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
-Offset = Annotated[int, QueryParameter(ge=0)]
 
 # --- request bodies ----------------------------------------------------------------------------
 
@@ -285,9 +287,7 @@ class CategoryRulesController(Controller):
         offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         """Category rules of the caller's groups, in evaluation order (position, id)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             scope = _group_scope(access, group_id)
             rules = [r for r in await uow.category_rules.find() if scope is None or r.group_id in scope]
             rules.sort(key=lambda r: (r.group_id, r.position, r.id))
@@ -299,10 +299,8 @@ class CategoryRulesController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[CategoryRuleCreate]
     ) -> dict[str, Any]:
         """Create a category rule (group editor)."""
-        st = server_state(request)
         matchers = _matchers(data.matchers)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             group_id = await _editable_group(uow, access, data.group_id)
             category = await _rule_category(uow, group_id, data.category_id)
             rule = await uow.category_rules.add(
@@ -329,12 +327,10 @@ class CategoryRulesController(Controller):
         data: JSONBody[CategoryRuleUpdate],
     ) -> dict[str, Any]:
         """Update a category rule (partial)."""
-        st = server_state(request)
         values = changes(data)
         if "matchers" in values:
             values["matchers"] = _matchers(values["matchers"])
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rule = await _rule(uow, access, rule_id)
             category = await _rule_category(uow, rule.group_id, values.get("category_id", rule.category_id))
             rule = await uow.category_rules.update(attrs.evolve(rule, **values))
@@ -356,9 +352,7 @@ class CategoryRulesController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, rule_id: FromPath[int]
     ) -> dict[str, Any]:
         """Delete a category rule."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rule = await _rule(uow, access, rule_id)
             await uow.category_rules.delete(rule.id)
             await audit(
@@ -444,9 +438,7 @@ class RoleGroupsController(Controller):
         offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         """Role groups of the caller's groups."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             scope = _group_scope(access, group_id)
             rows = [rg for rg in await uow.role_groups.find() if scope is None or rg.group_id in scope]
             out = [await serialize_role_group(uow, rg, access) for rg in page(rows, limit, offset)]
@@ -457,10 +449,8 @@ class RoleGroupsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[RoleGroupCreate]
     ) -> dict[str, Any]:
         """Create a role group (group editor)."""
-        st = server_state(request)
         name = check_name(data.name)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             group_id = await _editable_group(uow, access, data.group_id)
             await _unique_role_group_slug(uow, group_id, data.slug)
             rg = await uow.role_groups.add(
@@ -481,9 +471,7 @@ class RoleGroupsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, rg_id: FromPath[int]
     ) -> dict[str, Any]:
         """One role group with members and contacts."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             rg = await _role_group(uow, access, rg_id)
             return await serialize_role_group(uow, rg, access)
 
@@ -496,12 +484,10 @@ class RoleGroupsController(Controller):
         data: JSONBody[RoleGroupUpdate],
     ) -> dict[str, Any]:
         """Update a role group (partial)."""
-        st = server_state(request)
         values = changes(data)
         if "name" in values:
             values["name"] = check_name(values["name"])
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rg = await _role_group(uow, access, rg_id, write=True)
             if "slug" in values:
                 await _unique_role_group_slug(uow, rg.group_id, values["slug"], exclude=rg.id)
@@ -524,9 +510,7 @@ class RoleGroupsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, rg_id: FromPath[int]
     ) -> dict[str, Any]:
         """Delete a role group; 409 while subscriptions use it."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rg = await _role_group(uow, access, rg_id, write=True)
             used = await uow.subscriptions.find(role_group_id=rg.id)
             if used:
@@ -536,19 +520,16 @@ class RoleGroupsController(Controller):
                     "the role group is used by subscriptions; delete them first",
                     details=[{"loc": "$.id", "message": f"subscription {s.id}"} for s in used],
                 )
-            await uow.role_groups.update(attrs.evolve(rg, deleted_at=st.now()))
-            await audit(uow, st, principal, "role_group.delete", "role_group", rg.id, group_id=rg.group_id)
-            await uow.commit()
-        return deleted(rg_id)
+            return await soft_delete(
+                uow, st, principal, uow.role_groups, rg, "role_group", group_id=rg.group_id
+            )
 
     @get("/{rg_id:int}/members", operation_id="ListRoleGroupMembers")
     async def list_members(
         self, request: Request[Any, Any, Any], principal: Caller, rg_id: FromPath[int]
     ) -> list[dict[str, Any]]:
         """Members (users) of a role group."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             rg = await _role_group(uow, access, rg_id)
             return [
                 await _serialize_member(uow, m)
@@ -564,9 +545,7 @@ class RoleGroupsController(Controller):
         data: JSONBody[RoleGroupMemberCreate],
     ) -> dict[str, Any]:
         """Add a user (an active member of the group) to a role group."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rg = await _role_group(uow, access, rg_id, write=True)
             user = await uow.users.get(data.user_id)
             membership = await uow.group_memberships.first(
@@ -595,9 +574,7 @@ class RoleGroupsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, member_id: FromPath[int]
     ) -> dict[str, Any]:
         """Remove a member from a role group."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             member = await uow.role_group_members.get(member_id)
             if member is None:
                 raise not_found("role group member")
@@ -621,9 +598,7 @@ class RoleGroupsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, rg_id: FromPath[int]
     ) -> list[dict[str, Any]]:
         """External contacts of a role group (phone masked for non-admins)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             rg = await _role_group(uow, access, rg_id)
             rows = await uow.role_group_contacts.find(role_group_id=rg.id)
         return [serialize_contact(x, access, rg.group_id) for x in rows]
@@ -637,12 +612,10 @@ class RoleGroupsController(Controller):
         data: JSONBody[RoleGroupContactCreate],
     ) -> dict[str, Any]:
         """Add an external contact (name and at least one of email/phone)."""
-        st = server_state(request)
         name = check_name(data.name)
         if not data.email and not data.phone:
             raise _bad("$.email", "a contact needs an email or a phone", "email or phone is required")
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rg = await _role_group(uow, access, rg_id, write=True)
             contact = await uow.role_group_contacts.add(
                 RoleGroupContact(role_group_id=rg.id, name=name, email=data.email, phone=data.phone)
@@ -662,12 +635,10 @@ class RoleGroupsController(Controller):
         data: JSONBody[RoleGroupContactUpdate],
     ) -> dict[str, Any]:
         """Update a contact (partial)."""
-        st = server_state(request)
         values = changes(data)
         if "name" in values:
             values["name"] = check_name(values["name"])
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             contact = await uow.role_group_contacts.get(contact_id)
             if contact is None:
                 raise not_found("contact")
@@ -687,9 +658,7 @@ class RoleGroupsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, contact_id: FromPath[int]
     ) -> dict[str, Any]:
         """Delete a contact."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             contact = await uow.role_group_contacts.get(contact_id)
             if contact is None:
                 raise not_found("contact")
@@ -846,9 +815,7 @@ class SubscriptionsController(Controller):
         offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         """Subscriptions of the caller's groups; filters ``category`` (slug or id), ``role_group_id``."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             scope = _group_scope(access, group_id)
             rows = [s for s in await uow.subscriptions.find() if scope is None or s.group_id in scope]
             if role_group_id is not None:
@@ -866,13 +833,11 @@ class SubscriptionsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[SubscriptionCreate]
     ) -> dict[str, Any]:
         """Create a subscription (group editor); the group is the role group's."""
-        st = server_state(request)
         name = check_name(data.name)
         if data.category_id is None and data.category is None:
             raise _bad("$.category_id", "category_id or category is required")
         matchers = _matchers(data.matchers)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             rg = await uow.role_groups.get(data.role_group_id)
             if rg is None or not access.can_read_group(rg.group_id):
                 raise _bad("$.role_group_id", "unknown role group")
@@ -910,9 +875,7 @@ class SubscriptionsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, data: JSONBody[StandardPresetBody]
     ) -> dict[str, Any]:
         """Create the S8.6 role groups and subscriptions in a group (idempotent; group editor)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             group_id = await _editable_group(uow, access, data.group_id)
             await _check_preset_channel(uow, group_id, data.slack_channel_id, "slack")
             await _check_preset_channel(uow, group_id, data.teams_channel_id, "teams")
@@ -954,9 +917,7 @@ class SubscriptionsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, sub_id: FromPath[int]
     ) -> dict[str, Any]:
         """One subscription."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (_st, uow, access):
             sub = await _subscription(uow, access, sub_id)
             return await serialize_subscription(uow, sub, access)
 
@@ -969,7 +930,6 @@ class SubscriptionsController(Controller):
         data: JSONBody[SubscriptionUpdate],
     ) -> dict[str, Any]:
         """Update a subscription (partial)."""
-        st = server_state(request)
         values = changes(data)
         slug = values.pop("category", None)
         if "name" in values:
@@ -979,8 +939,7 @@ class SubscriptionsController(Controller):
         for key in ("channel_types", "channel_ids", "severities", "regions", "events"):
             if key in values:
                 values[key] = tuple(values[key])
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             sub = await _subscription(uow, access, sub_id, write=True)
             sub = await _validated_subscription(uow, attrs.evolve(sub, **values), slug)
             sub = await uow.subscriptions.update(sub)
@@ -1003,16 +962,11 @@ class SubscriptionsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, sub_id: FromPath[int]
     ) -> dict[str, Any]:
         """Soft-delete a subscription."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             sub = await _subscription(uow, access, sub_id, write=True)
-            await uow.subscriptions.update(attrs.evolve(sub, deleted_at=st.now()))
-            await audit(
-                uow, st, principal, "subscription.delete", "subscription", sub.id, group_id=sub.group_id
+            return await soft_delete(
+                uow, st, principal, uow.subscriptions, sub, "subscription", group_id=sub.group_id
             )
-            await uow.commit()
-        return deleted(sub_id)
 
     @post("/{sub_id:int}/test", operation_id="TestSubscription", status_code=200)
     async def test_subscription(
@@ -1022,9 +976,7 @@ class SubscriptionsController(Controller):
 
         Bypasses severity and opt-in filters, not missing addresses; creates no alert group.
         """
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             sub = await _subscription(uow, access, sub_id, write=True)
             category = await uow.categories.get(sub.category_id)
             targets = await subscription_targets(uow, sub, apply_preferences=False)
@@ -1173,14 +1125,6 @@ class ProfileSubscriptionsController(Controller):
 # --- alerts: decisions and category (S8.8, S8.2) -----------------------------------------------
 
 
-async def _alert(uow: UnitOfWork, access: Access, group_id: int) -> tuple[Any, Team]:
-    group = await uow.alert_groups.get(group_id)
-    team = await uow.teams.get(group.team_id) if group else None
-    if group is None or team is None or not access.can_read_team(team):
-        raise not_found("alert group")
-    return group, team
-
-
 class AlertSubscriptionsController(Controller):
     path = "/api/alerts/{group_id:int}"
     tags = ("alerts",)
@@ -1190,10 +1134,8 @@ class AlertSubscriptionsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, group_id: FromPath[int]
     ) -> list[dict[str, Any]]:
         """Every subscription of the group's category with its decisions per recipient/channel (S8.8)."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
-            group, _team = await _alert(uow, access, group_id)
+        async with caller_session(request, principal) as (_st, uow, access):
+            group, _team = await _visible_group(uow, access, group_id)
             return await subscription_report(uow, group)
 
     @put("/category", operation_id="SetAlertCategory")
@@ -1205,12 +1147,10 @@ class AlertSubscriptionsController(Controller):
         data: JSONBody[AlertCategoryBody],
     ) -> dict[str, Any]:
         """Change the group's category (responder); event ``category_changed``."""
-        st = server_state(request)
         if data.category is None and data.category_id is None:
             raise _bad("$.category", "category is required")
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
-            group, team = await _alert(uow, access, group_id)
+        async with caller_session(request, principal) as (st, uow, access):
+            group, team = await _visible_group(uow, access, group_id)
             require(access.can_respond(team), "Responder rights on the team are required")
             visible = await _visible_categories(uow, team.group_id)
             if data.category is not None:
@@ -1241,24 +1181,34 @@ class AlertSubscriptionsController(Controller):
 # --- channel tests (S6.1) ----------------------------------------------------------------------
 
 
-async def _channel_for_test(uow: UnitOfWork, access: Access, channel_id: int) -> tuple[Channel, Team | None]:
-    channel = await uow.channels.get(channel_id)
-    if channel is None:
-        raise not_found("channel")
-    team = await uow.teams.get(channel.team_id) if channel.team_id is not None else None
-    readable = access.can_read_team(team) if team is not None else access.can_read_group(channel.group_id)
-    if not readable:
-        raise not_found("channel")
-    allowed = access.can_manage(team) if team is not None else access.is_group_editor(channel.group_id)
-    require(allowed, "Manager rights on the team (editor rights for group channels) are required")
-    return channel, team
-
-
-def _person_addressed(st: ServerState, channel: Channel) -> bool:
-    sender = st.relay.ctx.senders.get(channel.channel_type)
+def channel_test_target(ctx: Context, channel: Channel, user: User | None) -> TestTarget:
+    """The destination of a channel test (S6.1): the channel, or for a person-addressed type the
+    user's contact (voice/SMS: the channel's ``test_phone`` first)."""
+    sender = ctx.senders.get(channel.channel_type)
     if sender is None:
-        return channel.channel_type in ("voice_call", "sms", "email")
-    return bool(sender.capabilities.person_addressed)
+        person = channel.channel_type in ("voice_call", "sms", "email")
+    else:
+        person = bool(sender.capabilities.person_addressed)
+    if not person:
+        return TestTarget(channel=channel)
+    if channel.channel_type in ("sms", "voice_call"):
+        address = channel.config.get("test_phone") or (user.phone if user else None)
+    else:
+        address = user.email if user else None
+    recipient = (
+        Recipient(
+            user_id=user.id,
+            username=user.username,
+            display_name=user.label,
+            email=user.email,
+            phone=user.phone,
+        )
+        if user is not None
+        else Recipient(phone=str(address) if address and channel.channel_type != "email" else None)
+    )
+    return TestTarget(
+        channel=channel, recipient=recipient, recipient_address=str(address) if address else None
+    )
 
 
 class ChannelTestsController(Controller):
@@ -1270,26 +1220,9 @@ class ChannelTestsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, channel_id: FromPath[int]
     ) -> dict[str, Any]:
         """Send event ``test`` through the channel; person-addressed types go to the caller."""
-        st = server_state(request)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
-            channel, _team = await _channel_for_test(uow, access, channel_id)
-        user = principal.user
-        target = TestTarget(channel=channel)
-        if _person_addressed(st, channel):
-            phone_type = channel.channel_type in ("sms", "voice_call")
-            address = (channel.config.get("test_phone") or user.phone) if phone_type else user.email
-            target = TestTarget(
-                channel=channel,
-                recipient=Recipient(
-                    user_id=user.id,
-                    username=user.username,
-                    display_name=user.label,
-                    email=user.email,
-                    phone=user.phone,
-                ),
-                recipient_address=str(address) if address else None,
-            )
+        async with caller_session(request, principal) as (st, uow, access):
+            channel, _team = await _channel(uow, access, channel_id, write=True)
+        target = channel_test_target(st.relay.ctx, channel, principal.user)
         run = await send_test(
             st.relay.ctx,
             [target],
@@ -1316,20 +1249,17 @@ class ChannelTestsController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, test_id: FromPath[str]
     ) -> dict[str, Any]:
         """Results of an earlier channel or subscription test (pending ones may have finished)."""
-        st = server_state(request)
         if len(test_id) > 64:
             raise not_found("test")
-        results = await read_test_run(st.relay.ctx, test_id)
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        results = await read_test_run(server_state(request).relay.ctx, test_id)
+        async with caller_session(request, principal) as (_st, uow, access):
             readable = False
             for channel_id in {r.channel_id for r in results if r.channel_id is not None}:
-                channel = await uow.channels.get(channel_id)
-                if channel is None:
+                try:
+                    await _channel(uow, access, channel_id)
+                except ApiError:  # deleted, or outside the caller's groups
                     continue
-                team = await uow.teams.get(channel.team_id) if channel.team_id is not None else None
-                if access.can_read_team(team) if team else access.can_read_group(channel.group_id):
-                    readable = True
+                readable = True
         if not results or not readable:
             raise not_found("test")
         run = TestRun(test_id=test_id, results=tuple(results))
@@ -1356,10 +1286,8 @@ class RouteTestAlertController(Controller):
         Routing, paging, reminders and ACK work as for any alert; the alert list hides it unless
         ``include_test``.
         """
-        st = server_state(request)
         body = data or RouteTestAlertBody()
-        async with st.uow() as uow:
-            access = await load_access(uow, principal.user)
+        async with caller_session(request, principal) as (st, uow, access):
             route = await uow.routes.get(route_id)
             team = await uow.teams.get(route.team_id) if route else None
             if route is None or team is None or not access.can_read_team(team):

@@ -9,8 +9,10 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from relay_core.domain import constants as c
+from relay_core.domain.errors import RelayError
 from relay_core.domain.model import GroupMembership, User
 from relay_core.domain.rotation import load_timezone
+from relay_core.plugins import PluginKind, PluginRegistry
 from relay_core.ports.storage import UnitOfWork
 from relay_server.auth import Access, require
 from relay_server.controllers._support import (
@@ -20,13 +22,14 @@ from relay_server.controllers._support import (
     audit,
     caller_session,
     changes,
+    get_or_404,
     iso,
     mask_phone,
     page,
     server_state,
     soft_delete,
 )
-from relay_server.errors import ApiError, forbidden, not_found, validation_error
+from relay_server.errors import ApiError, forbidden, validation_error
 from relay_server.schemas import UserCreate, UserUpdate
 
 
@@ -77,11 +80,17 @@ class UsersController(Controller):
 
     @get("/", operation_id="ListUsers")
     async def list_users(
-        self, request: Request[Any, Any, Any], principal: Caller, limit: Limit = 100, offset: Offset = 0
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        include_inactive: Annotated[bool, QueryParameter(description="also disabled users")] = False,
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> list[dict[str, Any]]:
-        """Users who share a group with the caller (everyone for an admin)."""
+        """Active users who share a group with the caller (everyone for an admin)."""
+        where: dict[str, Any] = {} if include_inactive else {"active": True}
         async with caller_session(request, principal) as (_st, uow, access):
-            users = [u for u in await uow.users.find() if await _shares_group(uow, access, u.id)]
+            users = [u for u in await uow.users.find(**where) if await _shares_group(uow, access, u.id)]
         return [serialize_user(u, access) for u in page(users, limit, offset)]
 
 
@@ -144,9 +153,7 @@ class AdminUsersController(Controller):
         """One user (admin)."""
         async with caller_session(request, principal) as (_st, uow, access):
             require(access.is_admin, "Administrator rights are required")
-            user = await uow.users.get(user_id)
-            if user is None:
-                raise not_found("user")
+            user = await get_or_404(uow.users, user_id, "user")
         return serialize_user(user, access, full=True)
 
     @put("/{user_id:int}", operation_id="AdminUpdateUser")
@@ -163,9 +170,7 @@ class AdminUsersController(Controller):
             load_timezone(values["timezone"])
         async with caller_session(request, principal) as (st, uow, access):
             require(access.is_admin, "Administrator rights are required")
-            user = await uow.users.get(user_id)
-            if user is None:
-                raise not_found("user")
+            user = await get_or_404(uow.users, user_id, "user")
             losing_admin = user.is_admin and (
                 values.get("active") is False or values.get("is_admin") is False
             )
@@ -191,9 +196,7 @@ class AdminUsersController(Controller):
         """Soft-delete a user (admin; not oneself, not the last admin)."""
         async with caller_session(request, principal) as (st, uow, access):
             require(access.is_admin, "Administrator rights are required")
-            user = await uow.users.get(user_id)
-            if user is None:
-                raise not_found("user")
+            user = await get_or_404(uow.users, user_id, "user")
             if user.id == principal.user_id:
                 raise ApiError(409, "conflict", "administrators cannot delete themselves")
             if user.is_admin and not await _other_active_admins(uow, user.id):
@@ -237,6 +240,36 @@ class AuditLogsController(Controller):
         ]
 
 
+def plugin_rows(registry: PluginRegistry) -> list[dict[str, Any]]:
+    """Each loaded plugin: name, distribution, version, module, status, error, hooks and the
+    names it provides (``GET /api/plugins`` and ``relay plugins list``)."""
+    provides: dict[str, list[str]] = {}
+    kinds: tuple[PluginKind, ...] = ("channel", "voice_provider", "sms_provider", "intake_source")
+    for kind in kinds:
+        try:
+            names = registry.classes(kind)
+        except RelayError as exc:  # two classes with one name: shown, not fatal for the listing
+            provides.setdefault("(registry)", []).append(str(exc))
+            continue
+        for cls_name in names:
+            provides.setdefault(registry.provided_by(kind, cls_name), []).append(f"{kind}:{cls_name}")
+    rows = []
+    for info in registry.infos():
+        rows.append(
+            {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "module": info.module,
+                "status": info.status,
+                "error": info.error,
+                "hooks": list(info.hooks),
+                "provides": provides.get(info.name, []),
+            }
+        )
+    return rows
+
+
 class PluginsController(Controller):
     path = "/api/plugins"
     tags = ("users",)
@@ -248,15 +281,4 @@ class PluginsController(Controller):
         require(principal.is_admin, "Administrator rights are required")
         if st.registry is None:
             return []
-        return [
-            {
-                "name": info.name,
-                "distribution": info.distribution,
-                "version": info.version,
-                "module": info.module,
-                "status": info.status,
-                "error": info.error,
-                "hooks": list(info.hooks),
-            }
-            for info in st.registry.infos()
-        ]
+        return plugin_rows(st.registry)

@@ -19,7 +19,7 @@ webhook sink of :mod:`relay_adapters.voice.simulator`, kept under ``<data_dir>/s
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -252,6 +252,18 @@ def _field(data: Mapping[str, Any], name: str) -> str:
     return value.strip()
 
 
+async def _scripted(
+    request: Request[Any, Any, Any],
+    principal: Any,
+    act: Callable[[Simulator, str], Awaitable[dict[str, Any]]],
+    field: str,
+) -> dict[str, Any]:
+    """An admin's scripted simulator action taking one string field of the JSON body."""
+    sim = _admin(request, principal)
+    value = _field(await _json(request), field)
+    return await _run(act(sim, value))
+
+
 class SimulatorController(Controller):
     path = "/api/simulator"
     tags = ("simulator",)
@@ -282,9 +294,7 @@ class SimulatorController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, call_id: FromPath[str]
     ) -> dict[str, Any]:
         """Press a key: ``{"digit": "1"}`` (a DTMF callback)."""
-        sim = _admin(request, principal)
-        data = await _json(request)
-        return await _run(sim.press(call_id, _field(data, "digit")))
+        return await _scripted(request, principal, lambda sim, value: sim.press(call_id, value), "digit")
 
     @post("/calls/{call_id:str}/hangup", operation_id="SimulatorHangup", status_code=200)
     async def hangup(
@@ -298,18 +308,16 @@ class SimulatorController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, call_id: FromPath[str]
     ) -> dict[str, Any]:
         """End the call ``{"status": "busy"|"no_answer"|"failed"}``."""
-        sim = _admin(request, principal)
-        data = await _json(request)
-        return await _run(sim.set_status(call_id, _field(data, "status")))
+        return await _scripted(
+            request, principal, lambda sim, value: sim.set_status(call_id, value), "status"
+        )
 
     @post("/calls/{call_id:str}/error", operation_id="SimulatorError", status_code=200)
     async def error(
         self, request: Request[Any, Any, Any], principal: Caller, call_id: FromPath[str]
     ) -> dict[str, Any]:
         """The carrier reports an error: ``{"message": "Insufficient balance"}``."""
-        sim = _admin(request, principal)
-        data = await _json(request)
-        return await _run(sim.error(call_id, _field(data, "message")))
+        return await _scripted(request, principal, lambda sim, value: sim.error(call_id, value), "message")
 
     @post("/calls/{call_id:str}/callback", operation_id="SimulatorCallback", status_code=200)
     async def callback(
@@ -343,9 +351,9 @@ class SimulatorController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, message_id: FromPath[str]
     ) -> dict[str, Any]:
         """Report a delivery status: ``{"status": "delivered"}``."""
-        sim = _admin(request, principal)
-        data = await _json(request)
-        return await _run(sim.message_status(message_id, _field(data, "status")))
+        return await _scripted(
+            request, principal, lambda sim, value: sim.message_status(message_id, value), "status"
+        )
 
     @post("/sink/{name:str}", operation_id="SimulatorSinkReceive", status_code=200)
     async def sink_receive(self, request: Request[Any, Any, Any], name: FromPath[str]) -> dict[str, Any]:

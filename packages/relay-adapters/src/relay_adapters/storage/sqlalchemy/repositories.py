@@ -160,6 +160,34 @@ class _Base:
                 raise
             raise mapped from exc
 
+    async def _execute_many(
+        self,
+        statement: sa.Executable,
+        rows: list[dict[str, Any]] | dict[str, Any],
+        *,
+        savepoint: bool = False,
+    ) -> None:
+        uow: Any = self._uow
+        lazy = getattr(uow, "lazy_connection", None)
+        conn: AsyncConnection = await lazy() if lazy is not None else uow.connection
+        written = getattr(uow, "mark_written", None)
+        if written is not None:
+            written(self._name)
+        try:
+            # PostgreSQL: keep the transaction usable after an error. SQLite: an executemany
+            # stopped by a unique violation keeps the rows before it, so the batch needs a
+            # savepoint to be all or nothing (one row is atomic by itself).
+            if savepoint and (self._uow.dialect_name == "postgresql" or isinstance(rows, list)):
+                async with conn.begin_nested():
+                    await conn.execute(statement, rows)
+            else:
+                await conn.execute(statement, rows)
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            mapped = translate_error(exc, table=self._name)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
 
 # --- statement shapes ---------------------------------------------------------------------
 #
@@ -230,6 +258,7 @@ class _TableStatements:
         visible = [t.c.deleted_at.is_(None)] if self.spec.soft_delete else []
         self.get = sa.select(*self.columns).where(t.c.id == sa.bindparam("b_id"), *visible)
         self.insert = sa.insert(t).returning(t.c.id)
+        self.insert_many = sa.insert(t)
         self.update = sa.update(t).where(t.c.id == sa.bindparam("b_id"))
         self.delete = sa.delete(t).where(t.c.id == sa.bindparam("b_id"))
         self._cache: dict[Any, Any] = {}
@@ -458,6 +487,21 @@ class SqlAlchemyRepository(_Base, Generic[T]):
         if row is None:
             raise Conflict(f"{self._name}: {self._s.unique_description()} already exists")
         return _evolve(entity, id=row[0])
+
+    async def add_many(self, entities: Sequence[T]) -> None:
+        """Insert ``entities`` in one ``executemany`` round trip, without reading ids back.
+
+        For rows nothing reads back in the same unit of work (timeline events, explain traces
+        of a multi-alert intake request). All or nothing: a unique violation raises
+        ``Conflict``, writes none of the rows and leaves the unit of work usable.
+        """
+        if not entities:
+            return
+        rows = [self._row(entity, insert=True) for entity in entities]
+        # One row: a plain execute (an executemany of one costs the batching machinery for nothing).
+        await self._execute_many(
+            self._s.insert_many, rows if len(rows) > 1 else rows[0], savepoint=self._s.unique
+        )
 
     async def update(self, entity: T) -> T:
         ident = entity.id  # type: ignore[attr-defined]  # every entity has an id

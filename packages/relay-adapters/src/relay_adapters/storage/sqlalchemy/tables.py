@@ -348,3 +348,5 @@ _index("ix_attempts_intent_id", "attempts", "intent_id")
 _index("ix_callbacks_notification_id", "callbacks", "notification_id")
 _index("ix_callback_receipts_expires_at", "callback_receipts", "expires_at")
 _index("ix_action_tokens_expires_at", "action_tokens", "expires_at")
+# Stale-heartbeat cleanup and the readiness/process listing (SPEC S1.8).
+_index("ix_process_heartbeats_seen_at", "process_heartbeats", "seen_at")

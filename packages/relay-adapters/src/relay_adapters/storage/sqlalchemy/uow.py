@@ -1,4 +1,5 @@
-"""Unit of work and engine set-up for SQLite (aiosqlite) and PostgreSQL (asyncpg).
+"""Unit of work and engine set-up for SQLite (aiosqlite's dialect; database files run ``sqlite3``
+on the event loop through :mod:`.sqlite_inline`) and PostgreSQL (asyncpg).
 
 One unit of work is one database transaction on one pooled connection. On SQLite every unit
 of work starts with ``BEGIN IMMEDIATE``: it takes the write lock up front, so a transaction
@@ -28,6 +29,7 @@ from relay_adapters.storage.sqlalchemy.repositories import (
     SqlAlchemyRepository,
     translate_error,
 )
+from relay_adapters.storage.sqlalchemy.sqlite_inline import InlineConnection, connect_inline
 from relay_adapters.storage.sqlalchemy.tables import json_dumps
 from relay_core.domain.errors import StorageUnavailable
 from relay_core.domain.model import (
@@ -47,6 +49,7 @@ from relay_core.domain.model import (
     Group,
     GroupMembership,
     Notification,
+    ProcessHeartbeat,
     RoleGroup,
     RoleGroupContact,
     RoleGroupMember,
@@ -95,6 +98,7 @@ def make_engine(
     max_overflow: int = 10,
     connect_timeout: float = 5,
     sqlite_busy_timeout_ms: int = 5000,
+    sqlite_inline: bool = True,
 ) -> AsyncEngine:
     """An async engine set up for Relay (SPEC S10.3 ``database.*``).
 
@@ -102,6 +106,10 @@ def make_engine(
     ``BEGIN IMMEDIATE`` for every transaction (SQLAlchemy emits BEGIN itself instead of the
     ``sqlite3`` module's legacy transaction handling). PostgreSQL: a connect timeout that also
     bounds the wait for a pooled connection, and pre-ping so a restarted server is survived.
+
+    ``sqlite_inline`` (the default): a database file is opened through
+    :mod:`.sqlite_inline`, which runs ``sqlite3`` on the event loop instead of aiosqlite's
+    thread and waits for another process's write lock asynchronously.
     """
     target = async_url(url)
     backend = target.get_backend_name()
@@ -111,6 +119,8 @@ def make_engine(
         if database and database != ":memory:" and "mode=memory" not in str(target):
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=connect_timeout)
         kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
+        if sqlite_inline and database and database != ":memory:" and not target.query:
+            kwargs["async_creator"] = connect_inline(database, sqlite_busy_timeout_ms)
         engine = create_async_engine(target, **kwargs)
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
@@ -143,9 +153,11 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN (below) instead of the sqlite3 module's implicit one.
         dbapi_connection.isolation_level = None
+        # An inline connection never sleeps on the loop: it retries SQLITE_BUSY asynchronously.
+        inline = isinstance(getattr(dbapi_connection, "_connection", None), InlineConnection)
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute(f"PRAGMA busy_timeout = {0 if inline else int(busy_timeout_ms)}")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
@@ -197,6 +209,7 @@ class SqlAlchemyUnitOfWork:
     callbacks: Repository[CallbackEvent]
     callback_receipts: Repository[CallbackReceipt]
     action_tokens: Repository[ActionToken]
+    process_heartbeats: Repository[ProcessHeartbeat]
     leases: LeaseRepository
 
     def __init__(self, factory: SqlAlchemyUnitOfWorkFactory) -> None:
@@ -357,6 +370,8 @@ class SqlAlchemyUnitOfWorkFactory:
             ``main.encryption_key``/``main.secret_key``; SPEC S13.4). Every process sharing the
             database must use the same key. None (tools, tests): secrets are written in clear and
             encrypted ones cannot be read.
+        sqlite_inline: run SQLite statements on the event loop (:mod:`.sqlite_inline`) rather
+            than on aiosqlite's thread; False restores aiosqlite.
 
     A factory, its engine and its units of work belong to the event loop that first uses
     them (as asyncpg and aiosqlite connections do); ``aclose`` on that loop disposes them.
@@ -374,6 +389,7 @@ class SqlAlchemyUnitOfWorkFactory:
         read_cache_ttl: float = 0,
         lazy_begin: bool = False,
         encryption_key: bytes | None = None,
+        sqlite_inline: bool = True,
     ) -> None:
         self.url = async_url(url)
         self.secret_box = SecretBox(encryption_key)
@@ -386,6 +402,7 @@ class SqlAlchemyUnitOfWorkFactory:
             max_overflow=max_overflow,
             connect_timeout=connect_timeout,
             sqlite_busy_timeout_ms=sqlite_busy_timeout_ms,
+            sqlite_inline=sqlite_inline,
         )
         self.dialect_name: str = self.engine.dialect.name
         self._local_timeout = sqlite_busy_timeout_ms / 1000
