@@ -55,7 +55,7 @@ def tests(session: nox.Session, package: str) -> None:
 def plugins(session: nox.Session) -> None:
     """The example plugins' own tests against their installed wheels, never the source tree.
 
-    ``tests/dist/distcheck.py`` builds wheels of relay-core and each ``plugins/*`` distribution,
+    ``tests/distributions/distcheck.py`` builds wheels of relay-core and each ``plugins/*`` distribution,
     installs them into a fresh virtual environment (dependencies from the package index), checks that
     ``make_plugin_manager()`` loads every ``relay`` entry point, then runs each plugin's tests copied
     out of the tree. Arguments after ``--`` go to those pytest runs.
@@ -64,7 +64,8 @@ def plugins(session: nox.Session) -> None:
         session.error("no plugins/*/pyproject.toml found")
     session.install("pip>=22.3")  # distcheck installs into its environment with `pip --python`
     workdir = Path(session.create_tmp()) / "distcheck"
-    session.run("python", "tests/dist/distcheck.py", "--workdir", str(workdir), "--", *session.posargs)
+    script = "tests/distributions/distcheck.py"
+    session.run("python", script, "--workdir", str(workdir), "--", *session.posargs)
 
 
 @nox.session

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the example plugins' tests against *installed* distributions, not the source tree (SPEC S7.12).
 
-The steps, shared by ``tests/dist/test_plugin_distributions.py`` and ``nox -s plugins``:
+The steps, shared by ``tests/distributions/test_plugin_distributions.py`` and ``nox -s plugins``:
 
 1. build wheels of ``relay-core`` and of every ``plugins/*`` distribution (``pip wheel --no-deps``, in
    one build environment holding their ``[build-system] requires``);
@@ -13,7 +13,7 @@ The steps, shared by ``tests/dist/test_plugin_distributions.py`` and ``nox -s pl
 
 Standard library only, so that it runs with any Python 3.11+ that has pip::
 
-    python tests/dist/distcheck.py [--workdir DIR] [-- PYTEST ARGS]
+    python tests/distributions/distcheck.py [--workdir DIR] [-- PYTEST ARGS]
 """
 
 from __future__ import annotations
@@ -329,14 +329,14 @@ def _run_python(
 # --- the plugins' own tests -------------------------------------------------------------------------
 
 _PYTEST_INI = """\
-# Written by tests/dist/distcheck.py; the same strictness as the repository's pytest configuration.
+# Written by tests/distributions/distcheck.py; the same strictness as the repository's pytest configuration.
 [pytest]
 addopts = --strict-markers --strict-config -ra --import-mode=importlib -p no:cacheprovider
 filterwarnings = error
 """
 
 _CONFTEST = '''\
-"""Written by tests/dist/distcheck.py: these tests must exercise the INSTALLED distributions."""
+"""Written by tests/distributions/distcheck.py: these tests must exercise the INSTALLED distributions."""
 
 import importlib
 import sysconfig
