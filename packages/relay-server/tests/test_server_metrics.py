@@ -326,7 +326,7 @@ async def test_failed_and_skipped_deliveries_are_counted(env: Env) -> None:
 
 
 async def test_heartbeats_and_readyz(env: Env, tmp_path: Path) -> None:
-    runner = HeartbeatRunner(env.relay.ctx, ["web", "worker", "scheduler"])
+    runner = HeartbeatRunner(env.relay.ctx, ["web", "worker", "scheduler"], host="relay-test")
     await runner.once()
     async with env.relay.uow_factory() as uow:
         rows = await uow.process_heartbeats.find(order_by="role")
@@ -343,7 +343,7 @@ async def test_heartbeats_and_readyz(env: Env, tmp_path: Path) -> None:
     assert sample(text, "relay_scheduler_job_duration_seconds_count", job="process_heartbeat") == 2.0
 
     # A process gone for longer than the stale limit is removed by the next beat of another one.
-    other = HeartbeatRunner(env.relay.ctx, ["worker"])
+    other = HeartbeatRunner(env.relay.ctx, ["worker"], host="relay-test")
     env.clock.advance(dt.timedelta(seconds=runner.stale_after + 1))
     await other.once()
     async with env.relay.uow_factory() as uow:

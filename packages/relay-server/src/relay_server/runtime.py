@@ -348,7 +348,7 @@ class HeartbeatLoop(_Loop):
         super().__init__()
         from relay_core.services.heartbeats import HeartbeatRunner
 
-        self.runner = HeartbeatRunner(relay.ctx, roles, interval=interval)
+        self.runner = HeartbeatRunner(relay.ctx, roles, host=socket.gethostname(), interval=interval)
 
     def _on_stop(self) -> None:
         self.runner.stop()

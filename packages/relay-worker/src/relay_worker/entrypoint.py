@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -158,7 +159,8 @@ def _run_dramatiq_worker(
     dispatcher.bind(relay)
     cell.append(relay)
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=1000)
-    heartbeat = HeartbeatRunner(relay.ctx, ["worker"])  # process_heartbeat (S1.8), on the loop thread
+    # process_heartbeat (S1.8), on the loop thread
+    heartbeat = HeartbeatRunner(relay.ctx, ["worker"], host=socket.gethostname())
     with _signals(stop.set):
         worker.start()
         _log.info("relay.worker.started", mode="dramatiq", threads=threads, worker_id=relay.ctx.worker_id)
@@ -189,7 +191,7 @@ async def _run_polling_worker(
     relay = relay_from_settings(settings, dispatcher=poller, channels=channels)
     poller.bind(relay)
     loop = asyncio.get_running_loop()
-    heartbeat = HeartbeatRunner(relay.ctx, ["worker"])
+    heartbeat = HeartbeatRunner(relay.ctx, ["worker"], host=socket.gethostname())
     with _loop_signals(loop, poller.stop):
         _log.info("relay.worker.started", mode="polling", threads=threads, worker_id=relay.ctx.worker_id)
         beating = asyncio.create_task(heartbeat.run())
@@ -317,7 +319,8 @@ async def _run_scheduler(
     with _loop_signals(loop, scheduler.stop):
         polling = _telegram_polling(settings, relay, scheduler.holder)
         polling_task = asyncio.create_task(polling.run()) if polling is not None else None
-        heartbeat = HeartbeatRunner(relay.ctx, ["scheduler"])  # every scheduler, no lease (S5.11)
+        # every scheduler beats, no lease (S5.11)
+        heartbeat = HeartbeatRunner(relay.ctx, ["scheduler"], host=socket.gethostname())
         beating = asyncio.create_task(heartbeat.run())
         try:
             await scheduler.run_forever()

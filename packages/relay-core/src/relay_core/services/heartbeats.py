@@ -10,8 +10,6 @@ import importlib.metadata
 import logging
 import os
 import secrets
-import socket
-import time
 from collections.abc import Sequence
 
 import attrs
@@ -107,11 +105,11 @@ def process_version() -> str:
         return "0+unknown"
 
 
-def identities(roles: Sequence[str], started_at: dt.datetime) -> list[ProcessIdentity]:
+def identities(roles: Sequence[str], started_at: dt.datetime, *, host: str) -> list[ProcessIdentity]:
     """This process's heartbeat identities: one row per role it plays (``relay serve`` is web,
     and with its embedded loops also worker and scheduler). ``process_id`` is
-    ``<host>:<pid>:<random>:<role>``, unique per process start."""
-    host = socket.gethostname()
+    ``<host>:<pid>:<random>:<role>``, unique per process start; the shell passes ``host``
+    (the core does no I/O)."""
     base = f"{host}:{os.getpid()}:{secrets.token_hex(3)}"
     version = process_version()
     return [
@@ -134,17 +132,18 @@ class HeartbeatRunner:
         ctx: Context,
         roles: Sequence[str],
         *,
+        host: str,
         interval: float = HEARTBEAT_INTERVAL_SECONDS,
         stale_after: float = STALE_AFTER_SECONDS,
     ) -> None:
         self.ctx = ctx
-        self.identities = identities(roles, ctx.clock.now())
+        self.identities = identities(roles, ctx.clock.now(), host=host)
         self.interval = interval
         self.stale_after = stale_after
         self._stop = asyncio.Event()
 
     async def once(self) -> None:
-        started = time.perf_counter()
+        started = self.ctx.clock.now()
         ok = False
         try:
             now = self.ctx.clock.now()
@@ -152,8 +151,12 @@ class HeartbeatRunner:
             await remove_stale(self.ctx, now=now, older_than_seconds=self.stale_after)
             ok = True
         finally:
+            ended = self.ctx.clock.now()
             self.ctx.metrics.job_finished(
-                job=self.job, seconds=time.perf_counter() - started, success=ok, timestamp=time.time()
+                job=self.job,
+                seconds=(ended - started).total_seconds(),
+                success=ok,
+                timestamp=ended.timestamp(),
             )
 
     async def run(self) -> None:
