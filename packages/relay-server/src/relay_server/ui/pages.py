@@ -588,9 +588,7 @@ async def rotations_page(request: Request[Any, Any, Any]) -> Response[Any]:
             "managed_teams": [t for t in teams if t["permissions"]["can_write"]],
             "team_names": {t["id"]: t["name"] for t in teams},
             "rotations": rotations,
-            "default_start": ui.fmt.input_value(
-                ui.fmt.now.replace(hour=9, minute=0, second=0, microsecond=0)
-            ),
+            "default_start": ui.fmt.input_value(_last_nine_oclock(ui.fmt.now.astimezone(ui.fmt.tz))),
             "timezone": ui.fmt.tz_name,
         }
 
@@ -941,3 +939,10 @@ PAGES: Final = [
     role_groups_page,
     category_rules_page,
 ]
+
+
+def _last_nine_oclock(now: dt.datetime) -> dt.datetime:
+    """The latest 09:00 at or before ``now``: a new rotation's default start, so that somebody is on
+    call as soon as it has members (today's 09:00 is still in the future before 09:00)."""
+    nine = now.replace(hour=9, minute=0, second=0, microsecond=0)
+    return nine if nine <= now else nine - dt.timedelta(days=1)
