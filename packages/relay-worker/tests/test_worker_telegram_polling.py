@@ -75,6 +75,13 @@ async def test_worker_scheduler_process_long_polls_telegram_and_acts_on_a_button
 
             await wait_until("the scheduler to answer the callback query", answered)
 
+            async def confirmed() -> bool:  # the next getUpdates carries the following offset
+                return any(
+                    r.path == f"/bot{TOKEN}/getUpdates" and r.json().get("offset") == 42 for r in api.requests
+                )
+
+            await wait_until("the scheduler to confirm the update", confirmed)
+
             lease_name = "telegram_poll:" + hashlib.sha256(TOKEN.encode()).hexdigest()[:16]
             async with store() as uow:
                 taken = await uow.leases.acquire(lease_name, "probe", dt.datetime.now(dt.UTC), 30)
